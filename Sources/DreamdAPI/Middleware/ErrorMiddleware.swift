@@ -1,0 +1,39 @@
+import DreamdCore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Turns every error into the contract's JSON error shape. Bad input never becomes a 500; an
+/// unexpected failure is logged and answered 500 without internals.
+public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as ValidationError {
+            return try APIError.invalid(error).response(from: request, context: context)
+        } catch is NIOTooManyBytesError {
+            return try APIError(.contentTooLarge, code: "payload_too_large", message: "request body exceeds \(context.maxUploadSize) bytes")
+                .response(from: request, context: context)
+        } catch let error as HTTPError {
+            let code: String = switch error.status {
+            case .notFound: "not_found"
+            case .methodNotAllowed: "method_not_allowed"
+            case .contentTooLarge: "payload_too_large"
+            case .unauthorized: "unauthorized"
+            default: error.status.code < 500 ? "bad_request" : "internal_error"
+            }
+            let message = error.body ?? (error.status == .notFound ? "no route for \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            return try APIError(error.status, code: code, message: message).response(from: request, context: context)
+        } catch let error as any HTTPResponseError where error.status.code < 500 {
+            return try APIError(error.status, code: "bad_request", message: error.status.reasonPhrase).response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            return try APIError(.internalServerError, code: "internal_error", message: "internal error; see the daemon's log")
+                .response(from: request, context: context)
+        }
+    }
+}

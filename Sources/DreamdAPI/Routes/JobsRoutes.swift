@@ -1,0 +1,144 @@
+import DreamdCore
+import DreamdStore
+import Foundation
+import Hummingbird
+
+/// `/v1/jobs`: submit, list, get, audit trail, cancel.
+public struct JobsRoutes: Sendable {
+    let jobs: JobStore
+    let registry: ExecutorRegistry
+
+    public init(jobs: JobStore, registry: ExecutorRegistry) {
+        self.jobs = jobs
+        self.registry = registry
+    }
+
+    public func register(on group: RouterGroup<APIRequestContext>) {
+        group.post("jobs", use: submit)
+        group.get("jobs", use: list)
+        group.get("jobs/:id", use: get)
+        group.get("jobs/:id/events", use: events)
+        group.post("jobs/:id/cancel", use: cancel)
+    }
+
+    @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let body = try await RequestBody.json(request, context: context)
+        let submission = try JobSubmission(body: body, registry: registry)
+        let idempotencyKey = try request.headers[.init("Idempotency-Key")!].map { key in
+            guard (1...255).contains(key.count) else {
+                throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid_idempotency_key")
+            }
+            return key
+        }
+        let new = JobStore.NewJob(
+            kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
+            maxAttempts: submission.maxAttempts, metadata: submission.metadata, idempotencyKey: idempotencyKey,
+            requestHash: submission.requestHash, apiKeyID: context.apiKey?.id,
+            provider: registry.executor(for: submission.kind)?.provider
+        )
+        switch try await jobs.insert(new) {
+        case .created(let job):
+            context.logger.info("job submitted", metadata: ["job_id": "\(job.id)", "kind": "\(job.kind)"])
+            var response = try JSONResponse.make(job, status: .created)
+            response.headers[.location] = "/v1/jobs/\(job.id.uuidString.lowercased())"
+            return response
+        case .replayed(let job):
+            return try JSONResponse.make(job, status: .ok)
+        case .conflict(let job):
+            throw APIError(.conflict, code: "idempotency_conflict",
+                           message: "Idempotency-Key was already used with a different body",
+                           details: ["job_id": .string(job.id.uuidString.lowercased())])
+        }
+    }
+
+    @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var filter = JobStore.ListFilter()
+        if let states = query["state"] {
+            filter.states = try states.split(separator: ",").map { text in
+                guard let state = JobState(rawValue: String(text)) else {
+                    throw APIError.badRequest("state: unknown state \(text) (one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))", code: "invalid_parameter")
+                }
+                return state
+            }
+        }
+        if let kinds = query["kind"] { filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) } }
+        if let schedule = query["schedule_id"] {
+            guard let id = UUID(uuidString: String(schedule)) else { throw APIError.badRequest("schedule_id must be a UUID", code: "invalid_parameter") }
+            filter.scheduleID = id
+        }
+        filter.createdAfter = try Self.date(query["created_after"], name: "created_after")
+        filter.createdBefore = try Self.date(query["created_before"], name: "created_before")
+        if let limit = query["limit"] {
+            guard let value = Int(limit), (1...500).contains(value) else {
+                throw APIError.badRequest("limit must be an integer from 1 to 500", code: "invalid_parameter")
+            }
+            filter.limit = value
+        }
+        if let cursor = query["cursor"] {
+            guard let decoded = JobCursor(token: String(cursor)) else { throw APIError.badRequest("cursor is not valid", code: "invalid_parameter") }
+            filter.cursor = decoded
+        }
+        let page = try await jobs.list(filter)
+        return try JSONResponse.make(JobPage(data: page.jobs, nextCursor: page.next?.token))
+    }
+
+    @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try Self.jobID(context)
+        guard let job = try await jobs.job(id: id) else { throw APIError.notFound("no job \(id.uuidString.lowercased())") }
+        return try JSONResponse.make(job)
+    }
+
+    @Sendable func events(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try Self.jobID(context)
+        let events = try await jobs.events(jobID: id)
+        if events.isEmpty, try await jobs.job(id: id) == nil { throw APIError.notFound("no job \(id.uuidString.lowercased())") }
+        return try JSONResponse.make(["data": events])
+    }
+
+    @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try Self.jobID(context)
+        switch try await jobs.cancel(id: id) {
+        case .cancelled(let job):
+            context.logger.info("job cancelled", metadata: ["job_id": "\(job.id)", "kind": "\(job.kind)"])
+            return try JSONResponse.make(job)
+        case .alreadyFinal(let job):
+            throw APIError(.conflict, code: "job_finished", message: "job is already \(job.state.rawValue)",
+                           details: ["state": .string(job.state.rawValue)])
+        case .notFound:
+            throw APIError.notFound("no job \(id.uuidString.lowercased())")
+        }
+    }
+
+    static func jobID(_ context: APIRequestContext) throws -> UUID {
+        guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else {
+            throw APIError.notFound("no such job (ids are UUIDs)")
+        }
+        return id
+    }
+
+    static func date(_ value: Substring?, name: String) throws -> Date? {
+        guard let value else { return nil }
+        guard let date = DreamdJSON.parseDate(String(value)) else {
+            throw APIError.badRequest("\(name) must be an ISO-8601 date-time", code: "invalid_parameter")
+        }
+        return date
+    }
+}
+
+/// A page of `GET /v1/jobs`.
+struct JobPage: Encodable {
+    var data: [Job]
+    var nextCursor: String?
+
+    enum CodingKeys: String, CodingKey {
+        case data
+        case nextCursor = "next_cursor"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(data, forKey: .data)
+        try c.encode(nextCursor, forKey: .nextCursor)
+    }
+}

@@ -1,0 +1,149 @@
+import DreamdCore
+import DreamdStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Claims due jobs and runs one step of each (a submission or a poll) through its kind's executor.
+///
+/// Idle workers sleep until a NOTIFY (`JobNotificationListener`), a finished job or the poll fallback
+/// wakes them. Leases of running steps are renewed by a heartbeat; on graceful shutdown the worker
+/// stops claiming and lets running steps finish.
+public final class JobWorker: Service, Sendable {
+    let store: JobStore
+    let registry: ExecutorRegistry
+    let configuration: WorkerConfiguration
+    let wake: WakeSignal
+    let logger: Logger
+    private let inFlight = Mutex<Set<UUID>>([])
+    private let stopping = Atomic<Bool>(false)
+
+    public init(store: JobStore, registry: ExecutorRegistry, configuration: WorkerConfiguration, wake: WakeSignal = WakeSignal(), logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.configuration = configuration
+        self.wake = wake
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.owner)"
+        self.logger = logger
+    }
+
+    /// How many steps are running now.
+    public var inFlightCount: Int { inFlight.withLock { $0.count } }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.heartbeatLoop() }
+                await self.claimLoop(&group)
+                // Draining: running steps finish and record their outcome.
+                while self.inFlightCount > 0, !Task.isCancelled {
+                    await self.wake.wait(timeout: .milliseconds(200))
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.wake.signal()
+        }
+    }
+
+    private func claimLoop(_ group: inout DiscardingTaskGroup) async {
+        let clock = ContinuousClock()
+        var lastMaintenance = clock.now - configuration.maintenanceInterval
+        var failures = 0
+        while !stopping.load(ordering: .relaxed), !Task.isCancelled {
+            if clock.now - lastMaintenance >= configuration.maintenanceInterval {
+                lastMaintenance = clock.now
+                await maintain()
+            }
+            let free = configuration.concurrency - inFlightCount
+            let wanted = min(free, configuration.batchSize)
+            var claimed: [ClaimedJob] = []
+            if wanted > 0 {
+                do {
+                    claimed = try await store.claim(kinds: registry.kinds, limit: wanted, owner: configuration.owner,
+                                                    leaseDuration: configuration.leaseDuration)
+                    failures = 0
+                } catch {
+                    failures += 1
+                    logger.warning("claim failed", metadata: ["error": "\(String(reflecting: error))"])
+                    try? await Task.sleep(for: BackoffPolicy(base: .milliseconds(200), cap: .seconds(10)).delay(afterAttempt: failures))
+                    continue
+                }
+            }
+            for job in claimed {
+                inFlight.withLock { _ = $0.insert(job.job.id) }
+                group.addTask {
+                    await self.execute(job)
+                    self.inFlight.withLock { _ = $0.remove(job.job.id) }
+                    self.wake.signal()
+                }
+            }
+            if claimed.count < wanted || wanted == 0 {
+                await wake.wait(timeout: configuration.idlePollInterval)
+            }
+        }
+    }
+
+    /// Promotes due scheduled jobs and takes back leases that ran out.
+    private func maintain() async {
+        do {
+            let promoted = try await store.promoteDueJobs()
+            let rescued = try await store.rescueExpiredLeases()
+            if rescued > 0 { logger.warning("took over work with expired leases", metadata: ["jobs": "\(rescued)"]) }
+            if promoted > 0 { logger.debug("promoted due jobs", metadata: ["jobs": "\(promoted)"]) }
+        } catch {
+            logger.warning("queue maintenance failed", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    private func heartbeatLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+            let ids = Array(inFlight.withLock { $0 })
+            guard !ids.isEmpty, !Task.isCancelled else { continue }
+            do {
+                let renewed = try await store.heartbeat(ids: ids, owner: configuration.owner, leaseDuration: configuration.leaseDuration)
+                if renewed.count < ids.count {
+                    logger.warning("lost leases", metadata: ["jobs": "\(ids.count - renewed.count)"])
+                }
+            } catch {
+                logger.warning("heartbeat failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+
+    /// Runs one step of a claimed job and records its outcome.
+    func execute(_ claimed: ClaimedJob) async {
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = "\(claimed.job.id)"
+        logger[metadataKey: "kind"] = "\(claimed.job.kind)"
+        guard let executor = registry.executor(for: claimed.job.kind) else {
+            logger.error("no executor for claimed job")
+            return
+        }
+        let isSubmission = claimed.job.state == .submitting
+        let outcome = isSubmission ? await executor.submit(claimed, logger: logger) : await executor.poll(claimed, logger: logger)
+        for attempt in 1...5 {
+            do {
+                let job = try await store.record(outcome, for: claimed, provider: executor.provider, owner: configuration.owner,
+                                                 backoff: configuration.retryBackoff, actor: isSubmission ? .worker : .poller)
+                if let job {
+                    if job.state != claimed.job.state || job.state.isFinal {
+                        logger.info("job \(job.state.rawValue)", metadata: job.error.map { ["error": "\($0.code): \($0.message)"] } ?? [:])
+                    }
+                } else {
+                    logger.notice("job changed while it was worked on (cancelled or taken over); outcome not recorded",
+                                  metadata: ["outcome": "\(outcome)"])
+                }
+                return
+            } catch {
+                logger.warning("recording the outcome failed", metadata: ["error": "\(String(reflecting: error))", "try": "\(attempt)"])
+                try? await Task.sleep(for: .milliseconds(200 * attempt * attempt))
+            }
+        }
+        logger.error("could not record the outcome; the lease will expire and the job will be taken over")
+    }
+}

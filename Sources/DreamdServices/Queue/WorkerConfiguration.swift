@@ -1,0 +1,45 @@
+import DreamdCore
+import Foundation
+
+/// How a `JobWorker` claims and holds work.
+public struct WorkerConfiguration: Sendable {
+    /// Jobs this process runs at once (submissions and polls together).
+    public var concurrency: Int
+    /// Most jobs taken in one claim query.
+    public var batchSize: Int
+    /// How long a claim is valid without a heartbeat; a crashed process's work is taken over after it.
+    public var leaseDuration: Duration
+    /// How often leases of running work are renewed.
+    public var heartbeatInterval: Duration
+    /// How long an idle worker waits for a NOTIFY before looking for due work anyway.
+    public var idlePollInterval: Duration
+    /// How often due `scheduled` jobs are promoted and expired leases rescued.
+    public var maintenanceInterval: Duration
+    /// Backoff between failed attempts.
+    public var retryBackoff: BackoffPolicy
+    /// This worker's name in `jobs.lease_owner`.
+    public var owner: String
+
+    public init(
+        concurrency: Int = 16, batchSize: Int = 10, leaseDuration: Duration = .seconds(30),
+        heartbeatInterval: Duration = .seconds(10), idlePollInterval: Duration = .seconds(1),
+        maintenanceInterval: Duration = .seconds(1), retryBackoff: BackoffPolicy = .jobRetry,
+        owner: String = WorkerConfiguration.defaultOwner()
+    ) {
+        self.concurrency = max(1, concurrency)
+        self.batchSize = max(1, batchSize)
+        self.leaseDuration = leaseDuration
+        self.heartbeatInterval = heartbeatInterval
+        self.idlePollInterval = idlePollInterval
+        self.maintenanceInterval = maintenanceInterval
+        self.retryBackoff = retryBackoff
+        self.owner = owner
+    }
+
+    /// `host:pid:random`, unique per process start.
+    public static func defaultOwner() -> String {
+        let host = ProcessInfo.processInfo.hostName
+        let random = UInt32.random(in: .min ... .max)
+        return "\(host):\(ProcessInfo.processInfo.processIdentifier):\(String(random, radix: 16))"
+    }
+}

@@ -1,0 +1,77 @@
+import DreamdCore
+import Foundation
+
+/// The simulated dreamlook.ai account: its jobs and the faults it injects.
+actor DreamlookSimState {
+    struct SimJob: Sendable {
+        var jobType: String
+        var jobID: String
+        var config: JSONValue
+        var tags: [JSONValue]
+        var createdAt: Date
+        var queueTime: Duration
+        var runTime: Duration
+        var fails: Bool
+        var isDryRun: Bool
+    }
+
+    var jobs: [String: SimJob] = [:]
+    var order: [String] = []
+    var faults: SimulatorFaults
+    var forced = ForcedAnswers()
+    var queueTime: Duration
+    var runTime: Duration
+    var requestCount = 0
+
+    init(faults: SimulatorFaults, queueTime: Duration, runTime: Duration) {
+        self.faults = faults
+        self.queueTime = queueTime
+        self.runTime = runTime
+    }
+
+    func setFaults(_ faults: SimulatorFaults) { self.faults = faults }
+    func force(statuses: [Int]) { forced.statuses.append(contentsOf: statuses) }
+    func setTiming(queue: Duration, run: Duration) {
+        queueTime = queue
+        runTime = run
+    }
+
+    /// The status to answer instead of the real one, if a fault fires.
+    func injectedStatus() -> Int? {
+        requestCount += 1
+        if let status = forced.next() { return status }
+        if Double.random(in: 0..<1) < faults.rateLimitRate { return 429 }
+        if Double.random(in: 0..<1) < faults.serverErrorRate { return [502, 503, 504].randomElement() ?? 503 }
+        return nil
+    }
+
+    func create(jobType: String, body: JSONValue, dryRun: Bool) -> (job: SimJob, thenFail: Bool) {
+        let prefix = dryRun ? "TEST_" : ["image_gen": "ig_", "dreambooth": "db_", "dreambooth_image_gen": "dbig_"][jobType] ?? "job_"
+        var id: String
+        repeat { id = prefix + String(format: "%08x", UInt32.random(in: .min ... .max)) } while jobs[id] != nil
+        let job = SimJob(
+            jobType: jobType, jobID: id, config: body, tags: body["tags"]?.arrayValue ?? [], createdAt: Date(),
+            queueTime: queueTime, runTime: runTime, fails: Double.random(in: 0..<1) < faults.jobFailureRate, isDryRun: dryRun
+        )
+        if !dryRun {
+            jobs[id] = job
+            order.append(id)
+        }
+        return (job, Double.random(in: 0..<1) < faults.createThenFailRate)
+    }
+
+    func job(_ id: String) -> SimJob? { jobs[id] }
+
+    func recent(jobType: String, limit: Int = 50) -> [SimJob] {
+        order.reversed().lazy.compactMap { self.jobs[$0] }.filter { $0.jobType == jobType }.prefix(limit).map { $0 }
+    }
+
+    /// Every job whose tag `key` has `value` (tests check "exactly once upstream").
+    func jobs(taggedWith key: String, value: String) -> [SimJob] {
+        order.compactMap { jobs[$0] }.filter { job in
+            job.tags.contains { $0["key"]?.stringValue == key && $0["value"]?.stringValue == value }
+        }
+    }
+
+    var jobCount: Int { jobs.count }
+}

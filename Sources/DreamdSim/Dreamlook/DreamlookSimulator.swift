@@ -1,0 +1,123 @@
+import DreamdCore
+import Foundation
+import Hummingbird
+import Logging
+
+/// A faithful stand-in for dreamlook.ai (`upstream-apis.md` §2): submissions, the job object and its
+/// life-cycle by the clock, the recent-jobs list, and faults on request.
+public struct DreamlookSimulator: Sendable {
+    let state: DreamlookSimState
+    /// The bearer key requests must carry; `nil` accepts any.
+    let apiKey: String?
+    let baseURL: @Sendable () -> String
+
+    public init(apiKey: String?, queueTime: Duration, runTime: Duration, faults: SimulatorFaults = .init(), baseURL: @escaping @Sendable () -> String) {
+        self.state = DreamlookSimState(faults: faults, queueTime: queueTime, runTime: runTime)
+        self.apiKey = apiKey
+        self.baseURL = baseURL
+    }
+
+    // MARK: Test controls
+
+    public func setFaults(_ faults: SimulatorFaults) async { await state.setFaults(faults) }
+    /// Answers the next requests with these statuses, in order, before any other fault.
+    public func forceNext(statuses: [Int]) async { await state.force(statuses: statuses) }
+    public func setTiming(queue: Duration, run: Duration) async { await state.setTiming(queue: queue, run: run) }
+    /// How many jobs carry tag `key` = `value`.
+    public func jobCount(taggedWith key: String, value: String) async -> Int { await state.jobs(taggedWith: key, value: value).count }
+    public var jobCount: Int { get async { await state.jobCount } }
+    public var requestCount: Int { get async { await state.requestCount } }
+
+    // MARK: Routes
+
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        for jobType in ["image_gen", "dreambooth", "dreambooth_image_gen"] {
+            router.post(RouterPath(jobType)) { request, context in
+                try await submit(jobType: jobType, request: request, context: context)
+            }
+        }
+        router.get("jobs/:type") { request, context in
+            try await guarded(request) {
+                let jobType = try Self.jobType(context)
+                let jobs = await state.recent(jobType: jobType).map { DreamlookJobRenderer.render($0, baseURL: baseURL()) }
+                return try Self.json(["jobs": .array(jobs)])
+            }
+        }
+        router.get("jobs/:type/:id") { request, context in
+            try await guarded(request) {
+                let jobType = try Self.jobType(context)
+                guard let id = context.parameters.get("id"), let job = await state.job(id), job.jobType == jobType else {
+                    return try Self.json(["detail": "Job not found"], status: .notFound)
+                }
+                return try Self.json(DreamlookJobRenderer.render(job, baseURL: baseURL()))
+            }
+        }
+    }
+
+    func submit(jobType: String, request: Request, context: some RequestContext) async throws -> Response {
+        var request = request
+        let buffer = try await request.collectBody(upTo: 10 << 20)
+        return try await guarded(request) {
+            guard let body = try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)),
+                  body.objectValue != nil else {
+                return try Self.json(["detail": [["loc": ["body"], "msg": "invalid JSON", "type": "value_error.json"]]], status: .unprocessableContent)
+            }
+            if let problem = Self.validate(jobType: jobType, body: body) {
+                return try Self.json(["detail": [["loc": ["body", .string(problem.field)], "msg": .string(problem.message), "type": "value_error"]]],
+                                     status: .unprocessableContent)
+            }
+            let (job, thenFail) = await state.create(jobType: jobType, body: body, dryRun: body["dry_run"]?.boolValue == true)
+            if thenFail { return try Self.json(["detail": "Service Unavailable"], status: .serviceUnavailable) }
+            return try Self.json(["job_id": .string(job.jobID)])
+        }
+    }
+
+    /// Checks auth and injected faults, then runs `body`.
+    func guarded(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
+        let faults = await state.faults
+        if faults.latency > .zero { try await Task.sleep(for: faults.latency) }
+        if let apiKey, request.headers[.authorization] != "Bearer \(apiKey)" {
+            return try Self.json(["detail": "Invalid API key"], status: .unauthorized)
+        }
+        if let status = await state.injectedStatus() {
+            var response = try Self.json(["detail": .string(status == 429 ? "Too Many Requests" : "Upstream fault (simulated)")],
+                                         status: .init(code: status))
+            if status == 429 { response.headers[.retryAfter] = "\(faults.retryAfterSeconds)" }
+            return response
+        }
+        return try await body()
+    }
+
+    static func validate(jobType: String, body: JSONValue) -> ValidationError? {
+        func need(_ key: String, _ check: (JSONValue) -> Bool) -> ValidationError? {
+            guard let value = body[key], check(value) else { return ValidationError(field: key, message: "field required or invalid") }
+            return nil
+        }
+        switch jobType {
+        case "image_gen":
+            if let error = need("prompt", { $0.stringValue != nil }) { return error }
+            if let error = need("num_samples", { ($0.intValue ?? 0) >= 1 && ($0.intValue ?? 0) <= 50 }) { return error }
+            if let error = need("width", { $0.intValue != nil }) { return error }
+            if let error = need("height", { $0.intValue != nil }) { return error }
+            if (body["base_model"] == nil) == (body["checkpoint_id"] == nil) {
+                return ValidationError(field: "base_model", message: "exactly one of base_model or checkpoint_id")
+            }
+        case "dreambooth":
+            if let error = need("image_urls", { $0.arrayValue?.isEmpty == false }) { return error }
+            if let error = need("instance_prompt", { $0.stringValue != nil }) { return error }
+        default:
+            break
+        }
+        return nil
+    }
+
+    static func jobType(_ context: some RequestContext) throws -> String {
+        let raw = context.parameters.get("type") ?? ""
+        return raw == "image-gen" ? "image_gen" : raw
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: try DreamdJSON.encoder().encode(value))))
+    }
+}

@@ -1,0 +1,74 @@
+import DreamdCore
+import Foundation
+import PostgresNIO
+
+/// The columns every job query selects, in the order `JobRow.decode` reads them.
+enum JobColumns {
+    static func list(_ alias: String = "") -> String {
+        let p = alias.isEmpty ? "" : "\(alias)."
+        return """
+            \(p)id, \(p)kind, \(p)state, \(p)params::text, \(p)result::text, \(p)error::text, \(p)attempt, \
+            \(p)max_attempts, \(p)priority, \(p)run_at, \(p)created_at, \(p)updated_at, \(p)finished_at, \
+            \(p)upstream_provider, \(p)upstream_job_id, \(p)upstream_state, \(p)cost_usd::float8, \(p)schedule_id, \
+            \(p)metadata::text, \(p)poll_count, \(p)request_hash
+            """
+    }
+}
+
+/// A decoded `jobs` row: the API's view plus the bookkeeping the queue needs.
+struct JobRow: Sendable {
+    var job: Job
+    var pollCount: Int
+    var requestHash: String?
+
+    init(_ row: PostgresRow) throws {
+        let cells = row.makeRandomAccess()
+        func json(_ index: Int) throws -> JSONValue? {
+            guard let text = try cells[index].decode(String?.self) else { return nil }
+            return try DreamdJSON.decode(JSONValue.self, from: text)
+        }
+        let provider = try cells[13].decode(String?.self)
+        let stateText = try cells[2].decode(String.self)
+        guard let state = JobState(rawValue: stateText) else { throw JobStoreError.corruptRow("unknown state \(stateText)") }
+        var error: JobError?
+        if let errorText = try cells[5].decode(String?.self) {
+            error = try? DreamdJSON.decode(JobError.self, from: errorText)
+        }
+        job = Job(
+            id: try cells[0].decode(UUID.self),
+            kind: JobKind(rawValue: try cells[1].decode(String.self)),
+            state: state,
+            params: try json(3) ?? .null,
+            attempt: try cells[6].decode(Int.self),
+            maxAttempts: try cells[7].decode(Int.self),
+            priority: try cells[8].decode(Int.self),
+            runAt: try cells[9].decode(Date.self),
+            createdAt: try cells[10].decode(Date.self),
+            updatedAt: try cells[11].decode(Date.self),
+            finishedAt: try cells[12].decode(Date?.self),
+            upstream: provider.map {
+                Job.Upstream(provider: $0, jobID: try? cells[14].decode(String?.self), state: try? cells[15].decode(String?.self))
+            },
+            result: try json(4),
+            error: error,
+            costUSD: try cells[16].decode(Double?.self),
+            scheduleID: try cells[17].decode(UUID?.self),
+            metadata: try json(18) ?? .object([:])
+        )
+        pollCount = try cells[19].decode(Int.self)
+        requestHash = try cells[20].decode(String?.self)
+    }
+}
+
+/// Errors of the job store that are not PostgreSQL's own.
+public enum JobStoreError: Error, CustomStringConvertible {
+    case corruptRow(String)
+    case invalidCursor
+
+    public var description: String {
+        switch self {
+        case .corruptRow(let why): "corrupt jobs row: \(why)"
+        case .invalidCursor: "invalid cursor"
+        }
+    }
+}

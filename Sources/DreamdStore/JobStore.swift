@@ -1,0 +1,239 @@
+import DreamdCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The job queue and its audit trail in PostgreSQL.
+///
+/// Every state change runs in one transaction that sets the audit actor (recorded by the `jobs_audit`
+/// trigger) and writes any outgoing event to the `events` outbox.
+public struct JobStore: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// A job to insert.
+    public struct NewJob: Sendable {
+        public var id: UUID
+        public var kind: JobKind
+        public var params: JSONValue
+        public var runAt: Date?
+        public var priority: Int
+        public var maxAttempts: Int
+        public var metadata: JSONValue
+        public var idempotencyKey: String?
+        public var requestHash: String?
+        public var apiKeyID: UUID?
+        public var provider: String?
+
+        public init(
+            id: UUID = UUID(), kind: JobKind, params: JSONValue, runAt: Date? = nil, priority: Int = 0,
+            maxAttempts: Int = 5, metadata: JSONValue = .object([:]), idempotencyKey: String? = nil,
+            requestHash: String? = nil, apiKeyID: UUID? = nil, provider: String? = nil
+        ) {
+            self.id = id
+            self.kind = kind
+            self.params = params
+            self.runAt = runAt
+            self.priority = priority
+            self.maxAttempts = maxAttempts
+            self.metadata = metadata
+            self.idempotencyKey = idempotencyKey
+            self.requestHash = requestHash
+            self.apiKeyID = apiKeyID
+            self.provider = provider
+        }
+    }
+
+    /// What inserting with an idempotency key found.
+    public enum InsertOutcome: Sendable {
+        case created(Job)
+        /// The same key was used before with the same body: the earlier job.
+        case replayed(Job)
+        /// The same key was used before with another body.
+        case conflict(Job)
+    }
+
+    /// Inserts a job: `scheduled` when `runAt` is in the future, else `queued`.
+    public func insert(_ new: NewJob, actor: Actor = .api) async throws -> InsertOutcome {
+        let paramsText = try DreamdJSON.string(new.params)
+        let metadataText = try DreamdJSON.string(new.metadata)
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.setAudit(actor: actor, logger: logger)
+            let rows = try await connection.query("""
+                INSERT INTO jobs (id, kind, state, params, max_attempts, priority, run_at, metadata,
+                                  idempotency_key, request_hash, api_key_id, upstream_provider)
+                VALUES (\(new.id), \(new.kind.rawValue),
+                        CASE WHEN \(new.runAt) > now() THEN 'scheduled' ELSE 'queued' END,
+                        \(paramsText)::jsonb, \(new.maxAttempts), \(new.priority), COALESCE(\(new.runAt), now()),
+                        \(metadataText)::jsonb, \(new.idempotencyKey), \(new.requestHash), \(new.apiKeyID), \(new.provider))
+                ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING \(unescaped: JobColumns.list())
+                """, logger: logger).collect()
+            if let row = rows.first { return .created(try JobRow(row).job) }
+            // The idempotency key was used before: same body → the same job, else a conflict.
+            let existing = try await connection.query("""
+                SELECT \(unescaped: JobColumns.list()) FROM jobs
+                WHERE api_key_id IS NOT DISTINCT FROM \(new.apiKeyID) AND idempotency_key = \(new.idempotencyKey)
+                """, logger: logger).collect()
+            guard let found = existing.first else { throw JobStoreError.corruptRow("idempotency conflict without a row") }
+            let row = try JobRow(found)
+            return row.requestHash == new.requestHash ? .replayed(row.job) : .conflict(row.job)
+        }
+    }
+
+    /// One job by id.
+    public func job(id: UUID) async throws -> Job? {
+        let rows = try await client.query("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).collect()
+        return try rows.first.map { try JobRow($0).job }
+    }
+
+    /// Filters of `GET /v1/jobs`.
+    public struct ListFilter: Sendable {
+        public var states: [JobState] = []
+        public var kinds: [JobKind] = []
+        public var scheduleID: UUID?
+        public var createdAfter: Date?
+        public var createdBefore: Date?
+        public var limit: Int = 50
+        public var cursor: JobCursor?
+
+        public init() {}
+    }
+
+    /// A page of jobs, newest first, and the cursor of the next page if there is one.
+    public func list(_ filter: ListFilter) async throws -> (jobs: [Job], next: JobCursor?) {
+        var conditions: [String] = []
+        var binds = PostgresBindings()
+        func bind<T: PostgresEncodable>(_ value: T) throws -> String {
+            try binds.append(value)
+            return "$\(binds.count)"
+        }
+        if !filter.states.isEmpty { try conditions.append("state = ANY(\(try bind(filter.states.map(\.rawValue)))::text[])") }
+        if !filter.kinds.isEmpty { conditions.append("kind = ANY(\(try bind(filter.kinds.map(\.rawValue)))::text[])") }
+        if let scheduleID = filter.scheduleID { conditions.append("schedule_id = \(try bind(scheduleID))") }
+        if let after = filter.createdAfter { conditions.append("created_at > \(try bind(after))") }
+        if let before = filter.createdBefore { conditions.append("created_at < \(try bind(before))") }
+        if let cursor = filter.cursor {
+            conditions.append("(created_at, id) < (timestamptz 'epoch' + \(try bind(cursor.createdAtMicros)) * interval '1 microsecond', \(try bind(cursor.id)))")
+        }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let sql = """
+            SELECT \(JobColumns.list()), (extract(epoch FROM created_at) * 1000000)::int8
+            FROM jobs \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(try bind(filter.limit + 1))
+            """
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
+        var jobs: [Job] = []
+        var next: JobCursor?
+        for (index, row) in rows.enumerated() {
+            if index == filter.limit {
+                let last = rows[index - 1]
+                next = JobCursor(createdAtMicros: try last.makeRandomAccess()[21].decode(Int64.self), id: jobs[index - 1].id)
+                break
+            }
+            jobs.append(try JobRow(row).job)
+        }
+        return (jobs, next)
+    }
+
+    /// The audit trail of a job, oldest first.
+    public func events(jobID: UUID) async throws -> [JobEvent] {
+        let rows = try await client.query("""
+            SELECT id, at, actor, from_state, to_state, detail::text FROM job_events WHERE job_id = \(jobID) ORDER BY id
+            """, logger: logger)
+        var events: [JobEvent] = []
+        for try await (id, at, actor, from, to, detail) in rows.decode((Int64, Date, String, String?, String, String).self) {
+            events.append(JobEvent(
+                id: id, at: at, actor: actor, fromState: from.flatMap(JobState.init(rawValue:)),
+                toState: JobState(rawValue: to) ?? .failed,
+                detail: (try? DreamdJSON.decode(JSONValue.self, from: detail)) ?? .object([:])
+            ))
+        }
+        return events
+    }
+
+    /// What cancelling found.
+    public enum CancelOutcome: Sendable {
+        case cancelled(Job)
+        case alreadyFinal(Job)
+        case notFound
+    }
+
+    /// Cancels a job that is not yet final. A job running upstream is cancelled here; the upstream
+    /// result, if it still comes, is ignored.
+    public func cancel(id: UUID, actor: Actor = .api, reason: String = "cancelled by request") async throws -> CancelOutcome {
+        let errorText = try DreamdJSON.string(JobError(code: "cancelled", message: reason))
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.setAudit(actor: actor, detail: ["reason": .string(reason)], logger: logger)
+            let rows = try await connection.query("""
+                UPDATE jobs SET state = 'cancelled', error = \(errorText)::jsonb
+                WHERE id = \(id) AND state NOT IN ('succeeded', 'failed', 'cancelled')
+                RETURNING \(unescaped: JobColumns.list())
+                """, logger: logger).collect()
+            if let row = rows.first {
+                let job = try JobRow(row).job
+                try await OutboxWriter.jobFinished(job, on: connection, logger: logger)
+                return .cancelled(job)
+            }
+            let existing = try await connection.query("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).collect()
+            guard let row = existing.first else { return .notFound }
+            return .alreadyFinal(try JobRow(row).job)
+        }
+    }
+}
+
+/// One row of `job_events`.
+public struct JobEvent: Sendable, Codable, Hashable {
+    public var id: Int64
+    public var at: Date
+    public var actor: String
+    public var fromState: JobState?
+    public var toState: JobState
+    public var detail: JSONValue
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, actor, detail
+        case fromState = "from_state"
+        case toState = "to_state"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(at, forKey: .at)
+        try c.encode(actor, forKey: .actor)
+        try c.encode(fromState, forKey: .fromState)
+        try c.encode(toState, forKey: .toState)
+        try c.encode(detail, forKey: .detail)
+    }
+}
+
+/// An opaque position in the newest-first job listing.
+public struct JobCursor: Sendable, Hashable {
+    public var createdAtMicros: Int64
+    public var id: UUID
+
+    public init(createdAtMicros: Int64, id: UUID) {
+        self.createdAtMicros = createdAtMicros
+        self.id = id
+    }
+
+    /// The cursor as the API hands it out.
+    public var token: String {
+        Data("\(createdAtMicros):\(id.uuidString.lowercased())".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    public init?(token: String) {
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(createdAtMicros: micros, id: id)
+    }
+}

@@ -1,0 +1,56 @@
+import AsyncHTTPClient
+import DreamdCore
+import Foundation
+import Logging
+
+/// The dreamlook.ai API as `upstream-apis.md` §2 describes it.
+public struct DreamlookClient: Sendable {
+    public static let provider = "dreamlook"
+    /// The tag every submission carries so a lost answer can be found again.
+    public static let jobTagKey = "dreamd_job_id"
+
+    let http: JSONHTTP
+
+    public init(baseURL: String, apiKey: String?, httpClient: HTTPClient, timeout: Duration = .seconds(60)) {
+        self.http = JSONHTTP(provider: Self.provider, baseURL: baseURL, apiKey: apiKey, httpClient: httpClient, timeout: timeout)
+    }
+
+    /// `POST /<job_type>`: returns the upstream `job_id`.
+    public func submit(jobType: String, body: JSONValue, logger: Logger) async throws(UpstreamError) -> String {
+        let answer = try await http.send(.POST, "/\(jobType)", body: body, logger: logger)
+        guard let jobID = answer["job_id"]?.stringValue, !jobID.isEmpty else {
+            throw .outcomeUnknown(code: "upstream_bad_response", message: "dreamlook accepted the job but sent no job_id")
+        }
+        return jobID
+    }
+
+    /// `GET /jobs/<job_type>/<job_id>`: the job object.
+    public func job(jobType: String, id: String, logger: Logger) async throws(UpstreamError) -> DreamlookJob {
+        let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
+        return DreamlookJob(try await http.send(.GET, "/jobs/\(jobType)/\(escaped)", logger: logger))
+    }
+
+    /// `GET /jobs/<job_type>`: the most recent jobs, newest first.
+    public func recentJobs(jobType: String, logger: Logger) async throws(UpstreamError) -> [DreamlookJob] {
+        let answer = try await http.send(.GET, "/jobs/\(jobType)", logger: logger)
+        let list = answer["jobs"]?.arrayValue ?? answer.arrayValue ?? []
+        return list.map(DreamlookJob.init)
+    }
+}
+
+/// A dreamlook job object, read leniently: only the fields dreamd acts on are typed.
+public struct DreamlookJob: Sendable, Hashable {
+    public let raw: JSONValue
+
+    public init(_ raw: JSONValue) { self.raw = raw }
+
+    public var jobID: String? { raw["job_id"]?.stringValue }
+    public var state: String? { raw["state"]?.stringValue }
+    public var failureReason: String? { raw["failure_reason"]?.stringValue }
+    public var isFinished: Bool { state == "success" || state == "failure" }
+
+    /// The value of the tag `key`, if the job carries it.
+    public func tag(_ key: String) -> String? {
+        raw["tags"]?.arrayValue?.first { $0["key"]?.stringValue == key }?["value"]?.stringValue
+    }
+}

@@ -1,0 +1,66 @@
+import AsyncHTTPClient
+import DreamdCore
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// A small JSON-over-HTTP helper shared by the upstream clients: bearer auth, timeouts, bounded
+/// bodies, and classification of failures into `UpstreamError`.
+public struct JSONHTTP: Sendable {
+    public let provider: String
+    public let baseURL: String
+    public let apiKey: String?
+    public let httpClient: HTTPClient
+    public let timeout: Duration
+    /// Largest response body read, to bound memory.
+    public let maxResponseBytes: Int
+
+    public init(provider: String, baseURL: String, apiKey: String?, httpClient: HTTPClient, timeout: Duration = .seconds(60), maxResponseBytes: Int = 16 << 20) {
+        self.provider = provider
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKey = apiKey
+        self.httpClient = httpClient
+        self.timeout = timeout
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    /// Sends `body` (if any) as JSON and decodes a JSON answer. Throws `UpstreamError`.
+    public func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, logger: Logger) async throws(UpstreamError) -> JSONValue {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "accept", value: "application/json")
+        request.headers.add(name: "user-agent", value: "dreamd/0.1")
+        if let apiKey, !apiKey.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(apiKey)") }
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            do {
+                request.body = .bytes(ByteBuffer(data: try DreamdJSON.encoder().encode(body)))
+            } catch {
+                throw .final(code: "encoding_failed", message: "could not encode the request: \(error)")
+            }
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
+        } catch {
+            throw UpstreamError.transport(provider: provider, error, requestMayHaveBeenSent: method == .POST)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await response.body.collect(upTo: maxResponseBytes)
+        } catch {
+            throw UpstreamError.transport(provider: provider, error, requestMayHaveBeenSent: method == .POST)
+        }
+        let text = String(buffer: buffer)
+        guard (200..<300).contains(response.status.code) else {
+            throw UpstreamError.classify(provider: provider, status: response.status, headers: response.headers, body: text)
+        }
+        do {
+            return try DreamdJSON.decode(JSONValue.self, from: text.isEmpty ? "null" : text)
+        } catch {
+            throw .retryable(code: "upstream_bad_response", message: "\(provider) answered with invalid JSON: \(text.prefix(200))", retryAfter: nil)
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import DreamdServices
+import DreamdStore
+import Foundation
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon: HTTP API, workers and pollers, until SIGTERM.")
+
+    @Option(name: .long, help: "Folder of migrations to check the database against.")
+    var migrationsDir: String?
+
+    func run() async throws {
+        LoggingSetup.bootstrap()
+        let logger = Logger(label: "dreamd")
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            printError("dreamd: configuration error: \(error)")
+            throw ExitCode(78)
+        }
+        let migrations = try MigrationRunner(directory: MigrationRunner.locateDirectory(explicit: migrationsDir))
+        let daemon = try Daemon(configuration: configuration, migrations: migrations, logger: logger)
+        try await daemon.run(startupCheck: true) { port in
+            logger.info("dreamd listening", metadata: ["address": "\(configuration.listenHost):\(port)", "database": "\(configuration.databaseURL)"])
+        }
+    }
+}

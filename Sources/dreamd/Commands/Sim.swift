@@ -1,0 +1,53 @@
+import ArgumentParser
+import DreamdCore
+import DreamdSim
+import Logging
+import ServiceLifecycle
+
+struct Sim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the upstream simulators (dreamlook.ai) on one port.")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 9090
+    @Option(help: "Bearer key dreamlook requests must carry (default: any).") var dreamlookKey: String?
+    @Option(help: "How long a job stays queued, e.g. 1s.") var queueTime = "1s"
+    @Option(help: "How long a job runs, e.g. 2s.") var runTime = "2s"
+    @Option(help: "Share of requests answered 429 (0-1).") var rateLimitRate = 0.0
+    @Option(help: "Retry-After seconds on a 429.") var retryAfter = 1
+    @Option(help: "Share of requests answered 502/503/504 (0-1).") var serverErrorRate = 0.0
+    @Option(help: "Share of submissions that create the job and answer 503 (0-1).") var createThenFailRate = 0.0
+    @Option(help: "Share of jobs that end in failure (0-1).") var failureRate = 0.0
+    @Option(help: "Latency added to every answer, e.g. 50ms.") var latency = "0s"
+
+    func run() async throws {
+        LoggingSetup.bootstrap()
+        let logger = Logger(label: "dreamd.sim")
+        var configuration = Simulator.Configuration()
+        configuration.host = host
+        configuration.port = port
+        configuration.dreamlookAPIKey = dreamlookKey
+        do {
+            configuration.queueTime = try DurationParser.parse(queueTime)
+            configuration.runTime = try DurationParser.parse(runTime)
+            configuration.faults.latency = try DurationParser.parse(latency)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        for (name, rate) in [("rate-limit-rate", rateLimitRate), ("server-error-rate", serverErrorRate),
+                             ("create-then-fail-rate", createThenFailRate), ("failure-rate", failureRate)] where !(0...1).contains(rate) {
+            throw ValidationError("--\(name) must be between 0 and 1")
+        }
+        configuration.faults.rateLimitRate = rateLimitRate
+        configuration.faults.retryAfterSeconds = retryAfter
+        configuration.faults.serverErrorRate = serverErrorRate
+        configuration.faults.createThenFailRate = createThenFailRate
+        configuration.faults.jobFailureRate = failureRate
+        let simulator = Simulator(configuration: configuration)
+        let host = configuration.host
+        let application = simulator.application(logger: logger) { port in
+            logger.info("simulator listening", metadata: ["address": "\(host):\(port)"])
+        }
+        let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import DreamdStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Process-wide logging: `DREAMD_LOG_LEVEL` (default info) to standard error.
+enum LoggingSetup {
+    static func bootstrap() {
+        let level = ProcessInfo.processInfo.environment["DREAMD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Options shared by the commands that open the database directly.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: "PostgreSQL URL (default: $DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(name: .long, help: "Folder of NNNN_name.sql migrations (default: $DREAMD_MIGRATIONS_DIR, ./migrations).")
+    var migrationsDir: String?
+
+    func url() throws -> DatabaseURL {
+        guard let text = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !text.isEmpty else {
+            throw ValidationError("DATABASE_URL is not set (or pass --database-url)")
+        }
+        return try DatabaseURL(text)
+    }
+
+    /// Runs `body` with a connected client, shutting it down afterwards.
+    func withClient<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: try url().clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+}
+
+/// Prints to standard error (standard output is kept for results scripts read).
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# scripts/test.sh — the project's test command.
+# Starts a throwaway PostgreSQL cluster (installing PostgreSQL if missing), exports
+# DREAMD_TEST_DATABASE_URL (the admin URL; tests create their own databases from it),
+# then builds and runs the Swift tests. Extra args go to `swift test`, e.g.
+#   bash scripts/test.sh --filter DreamdCoreTests
+# The cluster and its temp dir are removed on exit, whatever happens; the exit code is
+# swift's.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/lib/pg.sh
+source "$ROOT/scripts/lib/pg.sh"
+
+PG_DIR=""
+# shellcheck disable=SC2317  # called from the trap
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    [[ -n "$PG_DIR" ]] && pg_destroy_private "$PG_DIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+pg_ensure_installed
+PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dreamd-test-pg.XXXXXX")"
+pg_start_private "$PG_DIR"
+export DREAMD_TEST_DATABASE_URL="$DREAMD_PG_ADMIN_URL"
+echo "DREAMD_TEST_DATABASE_URL=$DREAMD_TEST_DATABASE_URL"
+
+swift build --build-tests
+# Swift Testing runs tests in parallel by itself.
+swift test "$@"
