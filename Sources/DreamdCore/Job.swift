@@ -77,7 +77,7 @@ public struct Job: Sendable, Codable, Hashable {
     /// Encodes every key, `null` included, so clients see the full documented shape.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
+        try c.encode(id.uuidString.lowercased(), forKey: .id)
         try c.encode(kind, forKey: .kind)
         try c.encode(state, forKey: .state)
         try c.encode(params, forKey: .params)
@@ -92,7 +92,7 @@ public struct Job: Sendable, Codable, Hashable {
         try c.encode(result, forKey: .result)
         try c.encode(error, forKey: .error)
         try c.encode(costUSD, forKey: .costUSD)
-        try c.encode(scheduleID, forKey: .scheduleID)
+        try c.encode(scheduleID?.uuidString.lowercased(), forKey: .scheduleID)
         try c.encode(metadata, forKey: .metadata)
     }
 }

@@ -53,7 +53,11 @@ public struct DaemonConfiguration: Sendable {
             batchSize: try reader.int("DREAMD_CLAIM_BATCH", default: 10, in: 1...1000),
             leaseDuration: try reader.duration("DREAMD_LEASE_DURATION", default: .seconds(30)),
             heartbeatInterval: .seconds(1),
-            idlePollInterval: try reader.duration("DREAMD_IDLE_POLL", default: .seconds(1))
+            idlePollInterval: try reader.duration("DREAMD_IDLE_POLL", default: .seconds(1)),
+            retryBackoff: BackoffPolicy(
+                base: try reader.duration("DREAMD_RETRY_BACKOFF", default: .seconds(10)),
+                cap: try reader.duration("DREAMD_RETRY_BACKOFF_MAX", default: .seconds(3600))
+            )
         )
         worker.heartbeatInterval = worker.leaseDuration / 3
         guard worker.leaseDuration >= .seconds(3) else {
