@@ -69,7 +69,7 @@ public struct APIKeyStore: Sendable {
         let id = UUID(uuidString: idOrName)
         let rows = try await client.query("""
             UPDATE api_keys SET revoked_at = now()
-            WHERE revoked_at IS NULL AND (id = \(id) OR (\(id) IS NULL AND name = \(idOrName)))
+            WHERE revoked_at IS NULL AND (id = \(id)::uuid OR (\(id)::uuid IS NULL AND name = \(idOrName)))
             RETURNING id
             """, logger: logger).collect()
         return rows.count
