@@ -98,6 +98,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // bench/queue.sh: drains no-op jobs through the real claim path.
+        .executableTarget(
+            name: "QueueBench",
+            dependencies: [
+                "DreamdCore", "DreamdStore", "DreamdServices",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "bench/QueueBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DreamdCoreTests",
             dependencies: ["DreamdCore"],

@@ -59,31 +59,42 @@ public struct JobStore: Sendable {
     }
 
     /// Inserts a job: `scheduled` when `runAt` is in the future, else `queued`.
+    ///
+    /// With an idempotency key, a second insert with the same key finds the first job: the same
+    /// body replays it, another body is a conflict. Concurrent inserts with one key race safely on
+    /// the unique index.
     public func insert(_ new: NewJob, actor: Actor = .api) async throws -> InsertOutcome {
+        if new.idempotencyKey != nil, let earlier = try await existing(for: new) { return earlier }
         let paramsText = try DreamdJSON.string(new.params)
         let metadataText = try DreamdJSON.string(new.metadata)
-        return try await client.withTransaction(logger: logger) { connection in
-            try await connection.setAudit(actor: actor, logger: logger)
-            let rows = try await connection.query("""
+        do {
+            let rows = try await client.query("""
                 INSERT INTO jobs (id, kind, state, params, max_attempts, priority, run_at, metadata,
-                                  idempotency_key, request_hash, api_key_id, upstream_provider)
+                                  idempotency_key, request_hash, api_key_id, upstream_provider, audit_actor)
                 VALUES (\(new.id), \(new.kind.rawValue),
-                        CASE WHEN \(new.runAt) > now() THEN 'scheduled' ELSE 'queued' END,
-                        \(paramsText)::jsonb, \(new.maxAttempts), \(new.priority), COALESCE(\(new.runAt), now()),
-                        \(metadataText)::jsonb, \(new.idempotencyKey), \(new.requestHash), \(new.apiKeyID), \(new.provider))
-                ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                        CASE WHEN \(new.runAt)::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+                        \(paramsText)::jsonb, \(new.maxAttempts), \(new.priority), COALESCE(\(new.runAt)::timestamptz, now()),
+                        \(metadataText)::jsonb, \(new.idempotencyKey), \(new.requestHash), \(new.apiKeyID), \(new.provider),
+                        \(actor.rawValue))
                 RETURNING \(unescaped: JobColumns.list())
                 """, logger: logger).collect()
-            if let row = rows.first { return .created(try JobRow(row).job) }
-            // The idempotency key was used before: same body → the same job, else a conflict.
-            let existing = try await connection.query("""
-                SELECT \(unescaped: JobColumns.list()) FROM jobs
-                WHERE api_key_id IS NOT DISTINCT FROM \(new.apiKeyID) AND idempotency_key = \(new.idempotencyKey)
-                """, logger: logger).collect()
-            guard let found = existing.first else { throw JobStoreError.corruptRow("idempotency conflict without a row") }
-            let row = try JobRow(found)
-            return row.requestHash == new.requestHash ? .replayed(row.job) : .conflict(row.job)
+            guard let row = rows.first else { throw JobStoreError.corruptRow("INSERT returned no row") }
+            return .created(try JobRow(row).job)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" && new.idempotencyKey != nil {
+            // Another request with the same key won the race.
+            guard let earlier = try await existing(for: new) else { throw error }
+            return earlier
         }
+    }
+
+    private func existing(for new: NewJob) async throws -> InsertOutcome? {
+        let rows = try await client.query("""
+            SELECT \(unescaped: JobColumns.list()) FROM jobs
+            WHERE api_key_id IS NOT DISTINCT FROM \(new.apiKeyID)::uuid AND idempotency_key = \(new.idempotencyKey)
+            """, logger: logger).collect()
+        guard let found = rows.first else { return nil }
+        let row = try JobRow(found)
+        return row.requestHash == new.requestHash ? .replayed(row.job) : .conflict(row.job)
     }
 
     /// One job by id.
@@ -167,22 +178,16 @@ public struct JobStore: Sendable {
     /// result, if it still comes, is ignored.
     public func cancel(id: UUID, actor: Actor = .api, reason: String = "cancelled by request") async throws -> CancelOutcome {
         let errorText = try DreamdJSON.string(JobError(code: "cancelled", message: reason))
-        return try await client.withTransaction(logger: logger) { connection in
-            try await connection.setAudit(actor: actor, detail: ["reason": .string(reason)], logger: logger)
-            let rows = try await connection.query("""
-                UPDATE jobs SET state = 'cancelled', error = \(errorText)::jsonb
-                WHERE id = \(id) AND state NOT IN ('succeeded', 'failed', 'cancelled')
-                RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).collect()
-            if let row = rows.first {
-                let job = try JobRow(row).job
-                try await OutboxWriter.jobFinished(job, on: connection, logger: logger)
-                return .cancelled(job)
-            }
-            let existing = try await connection.query("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).collect()
-            guard let row = existing.first else { return .notFound }
-            return .alreadyFinal(try JobRow(row).job)
-        }
+        let detail = try DreamdJSON.string(["reason": JSONValue.string(reason)])
+        let rows = try await client.query("""
+            UPDATE jobs SET state = 'cancelled', error = \(errorText)::jsonb,
+                audit_actor = \(actor.rawValue), audit_detail = \(detail)::jsonb
+            WHERE id = \(id) AND state NOT IN ('succeeded', 'failed', 'cancelled')
+            RETURNING \(unescaped: JobColumns.list())
+            """, logger: logger).collect()
+        if let row = rows.first { return .cancelled(try JobRow(row).job) }
+        guard let job = try await job(id: id) else { return .notFound }
+        return .alreadyFinal(job)
     }
 }
 

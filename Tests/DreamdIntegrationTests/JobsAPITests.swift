@@ -34,6 +34,11 @@ struct JobsAPITests {
                     #expect(trail.last == "poller:succeeded")
                     let outbox = try await db.values("SELECT type FROM events WHERE payload->'data'->>'id' = \(id)", as: String.self)
                     #expect(outbox == ["job.succeeded"])
+                    // The event carries the job exactly as the API shows it.
+                    let payload = try await db.values("SELECT payload::text FROM events WHERE type = 'job.succeeded'", as: String.self)
+                    let event = try DreamdJSON.decode(JSONValue.self, from: try #require(payload.first))
+                    #expect(event["type"]?.stringValue == "job.succeeded")
+                    #expect(event["data"] == job)
                 }
             }
         }
