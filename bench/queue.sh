@@ -22,9 +22,11 @@ pg_create_db pgbench >/dev/null
 URL=$(pg_database_url dreamd_bench)
 
 echo "==> building ($CONFIG)"
-swift build -c "$CONFIG" --product dreamd >&2
-swift build -c "$CONFIG" --product QueueBench >&2
-BIN=$(swift build -c "$CONFIG" --show-bin-path)
+# A scratch folder of its own, so a benchmark build never blocks (or is blocked by) a dev build.
+SCRATCH=(--scratch-path .build-bench)
+swift build "${SCRATCH[@]}" -c "$CONFIG" --product dreamd >&2
+swift build "${SCRATCH[@]}" -c "$CONFIG" --product QueueBench >&2
+BIN=$(swift build "${SCRATCH[@]}" -c "$CONFIG" --show-bin-path)
 DATABASE_URL="$URL" "$BIN/dreamd" migrate --migrations-dir migrations >/dev/null
 
 echo "==> dreamd queue: $JOBS no-op jobs"
