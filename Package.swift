@@ -79,6 +79,7 @@ let package = Package(
             name: "DreamdSim",
             dependencies: [
                 "DreamdCore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,8 +5,8 @@ import Logging
 public enum StepOutcome: Sendable, Hashable {
     /// Accepted or still in progress upstream: look again at `nextCheck`.
     case running(upstreamJobID: String, upstreamState: String?, nextCheck: Date, detail: JSONValue? = nil)
-    /// Finished well.
-    case succeeded(result: JSONValue, costUSD: Double?, upstreamState: String?)
+    /// Finished well. `checkpoints` are trained models the job produced, recorded with it.
+    case succeeded(result: JSONValue, costUSD: Double?, upstreamState: String?, checkpoints: [TrainedCheckpoint] = [])
     /// Finished badly; no retry will help.
     case failed(JobError, upstreamState: String?)
     /// This attempt failed in a way a later attempt may not. `retryAfter` overrides the backoff.
@@ -20,10 +20,13 @@ public struct ClaimedJob: Sendable, Hashable {
     public var upstreamJobID: String? { job.upstream?.jobID }
     /// How many times this job has been polled since its submission.
     public var pollCount: Int
+    /// Where the upstream should POST when the job finishes (submissions of executors that use callbacks).
+    public var callbackURL: String?
 
-    public init(job: Job, pollCount: Int) {
+    public init(job: Job, pollCount: Int, callbackURL: String? = nil) {
         self.job = job
         self.pollCount = pollCount
+        self.callbackURL = callbackURL
     }
 }
 
@@ -42,6 +45,54 @@ public protocol JobExecutor: Sendable {
     func submit(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome
     /// Asks the upstream how an accepted job is doing.
     func poll(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome
+    /// Whether submissions carry a callback URL (`ClaimedJob.callbackURL`).
+    var usesCallbacks: Bool { get }
+    /// What to do with a callback received for `job`.
+    func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision
+}
+
+extension JobExecutor {
+    public var usesCallbacks: Bool { false }
+    public func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision { .confirmByPolling }
+}
+
+/// How a callback from an upstream is acted on. Callbacks are unsigned: by default they only make
+/// the job due for a poll, which confirms the state with the daemon's own credentials.
+public enum CallbackDecision: Sendable, Hashable {
+    /// Poll the upstream now; its answer decides.
+    case confirmByPolling
+    /// Record this outcome (only for jobs the upstream cannot be asked about, e.g. dry runs).
+    case trust(StepOutcome)
+    /// Nothing to do (e.g. the payload is for another upstream job).
+    case ignore(reason: String)
+}
+
+/// A model checkpoint a training job produced upstream.
+public struct TrainedCheckpoint: Sendable, Hashable, Codable {
+    public var upstreamCheckpointID: String
+    public var trainedAt: Date
+    public var checkpointType: String?
+    public var modelType: String?
+    public var fileFormat: String?
+    public var isExtractedLora: Bool
+    public var trainingStep: Int?
+    public var sizeBytes: Int64?
+    public var url: String?
+
+    public init(
+        upstreamCheckpointID: String, trainedAt: Date, checkpointType: String? = nil, modelType: String? = nil,
+        fileFormat: String? = nil, isExtractedLora: Bool = false, trainingStep: Int? = nil, sizeBytes: Int64? = nil, url: String? = nil
+    ) {
+        self.upstreamCheckpointID = upstreamCheckpointID
+        self.trainedAt = trainedAt
+        self.checkpointType = checkpointType
+        self.modelType = modelType
+        self.fileFormat = fileFormat
+        self.isExtractedLora = isExtractedLora
+        self.trainingStep = trainingStep
+        self.sizeBytes = sizeBytes
+        self.url = url
+    }
 }
 
 /// The executors this process runs, by kind.

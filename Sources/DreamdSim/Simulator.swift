@@ -42,6 +42,7 @@ public final class Simulator: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "dreamd-sim"),
+            services: [dreamlook.callbackSender(logger: logger)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 boundPort.withLock { $0 = port }

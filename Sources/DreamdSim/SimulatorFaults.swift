@@ -13,6 +13,14 @@ public struct SimulatorFaults: Sendable, Hashable {
     public var jobFailureRate: Double = 0
     /// Added to every answer.
     public var latency: Duration = .zero
+    /// Share of finished jobs whose callback is never sent.
+    public var callbackDropRate: Double = 0
+    /// Share of callbacks sent twice.
+    public var callbackDuplicateRate: Double = 0
+    /// How long after a job finishes its callback goes out.
+    public var callbackDelay: Duration = .zero
+    /// Share of jobs that, after the final callback, also get a stale `running` one (out of order).
+    public var callbackReorderRate: Double = 0
 
     public init() {}
 }

@@ -78,15 +78,29 @@ extension JobStore {
                 WHERE id = \(id) AND lease_owner = \(owner)
                 RETURNING \(unescaped: JobColumns.list())
                 """, logger: logger).collect()
-        case .succeeded(let result, let cost, let upstreamState):
+        case .succeeded(let result, let cost, let upstreamState, let checkpoints):
             let audit: JSONValue = ["upstream_state": upstreamState.map(JSONValue.string) ?? .null]
-            rows = try await client.query("""
+            let update: PostgresQuery = """
                 UPDATE jobs SET state = 'succeeded', result = \(try DreamdJSON.string(result))::jsonb, error = NULL,
                     cost_usd = \(cost), upstream_state = COALESCE(\(upstreamState), upstream_state),
                     audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
                 WHERE id = \(id) AND lease_owner = \(owner)
                 RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).collect()
+                """
+            if checkpoints.isEmpty {
+                rows = try await client.query(update, logger: logger).collect()
+            } else {
+                // The job and the checkpoints it trained are recorded together.
+                rows = try await client.withTransaction(logger: logger) { connection in
+                    let updated = try await connection.query(update, logger: logger).collect()
+                    if !updated.isEmpty {
+                        for checkpoint in checkpoints {
+                            try await insertCheckpoint(checkpoint, jobID: id, on: connection)
+                        }
+                    }
+                    return updated
+                }
+            }
         case .failed(let error, let upstreamState):
             rows = try await fail(id: id, owner: owner, error: error, upstreamState: upstreamState, actor: actor)
         case .retry(let error, let retryAfter):
@@ -180,4 +194,16 @@ extension JobStore {
     }
 
     static func millis(_ duration: Duration) -> Int64 { Int64(duration.seconds * 1000) }
+
+    private func insertCheckpoint(_ checkpoint: TrainedCheckpoint, jobID: UUID, on connection: PostgresConnection) async throws {
+        try await connection.query("""
+            INSERT INTO checkpoints (job_id, upstream_checkpoint_id, trained_at, expires_at, checkpoint_type, model_type,
+                                     file_format, is_extracted_lora, training_step, size_bytes, url)
+            VALUES (\(jobID), \(checkpoint.upstreamCheckpointID), \(checkpoint.trainedAt),
+                    \(checkpoint.trainedAt) + \(Self.millis(checkpointRetention)) * interval '1 millisecond',
+                    \(checkpoint.checkpointType), \(checkpoint.modelType), \(checkpoint.fileFormat), \(checkpoint.isExtractedLora),
+                    \(checkpoint.trainingStep), \(checkpoint.sizeBytes), \(checkpoint.url))
+            ON CONFLICT (upstream_checkpoint_id) DO UPDATE SET url = EXCLUDED.url, updated_at = now()
+            """, logger: logger)
+    }
 }

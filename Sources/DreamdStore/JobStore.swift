@@ -10,10 +10,13 @@ import PostgresNIO
 public struct JobStore: Sendable {
     public let client: PostgresClient
     public let logger: Logger
+    /// How long an upstream keeps a trained checkpoint: `expires_at = trained_at + checkpointRetention`.
+    public let checkpointRetention: Duration
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, checkpointRetention: Duration = .seconds(48 * 3600)) {
         self.client = client
         self.logger = logger
+        self.checkpointRetention = checkpointRetention
     }
 
     /// A job to insert.

@@ -17,6 +17,11 @@ public struct Daemon: Sendable {
     public let httpClient: HTTPClient
     public let jobs: JobStore
     public let keys: APIKeyStore
+    public let callbacks: CallbackStore
+    public let checkpoints: CheckpointStore
+    public let callbackEndpoint: CallbackEndpoint
+    /// Paces every dreamlook call of this process; a 429 pauses dreamlook only.
+    public let dreamlookGate: UpstreamGate
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
     public let migrations: MigrationRunner
@@ -32,12 +37,21 @@ public struct Daemon: Sendable {
         httpConfiguration.redirectConfiguration = .disallow
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        jobs = JobStore(client: postgres, logger: logger)
+        jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention)
         keys = APIKeyStore(client: postgres, logger: logger)
+        callbacks = CallbackStore(client: postgres, logger: logger)
+        checkpoints = CheckpointStore(client: postgres, logger: logger)
+        callbackEndpoint = CallbackEndpoint(store: callbacks, baseURL: configuration.publicURL)
+        dreamlookGate = UpstreamGate(name: DreamlookClient.provider, ratePerSecond: configuration.dreamlookRequestsPerSecond)
         let dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
-                                        httpClient: httpClient, timeout: configuration.upstreamTimeout)
+                                        httpClient: httpClient, timeout: configuration.upstreamTimeout, gate: dreamlookGate)
         registry = ExecutorRegistry([
-            DreamlookExecutor(client: dreamlook, pollSchedule: PollSchedule(first: configuration.pollInterval, cap: configuration.pollIntervalCap)),
+            DreamlookExecutor(
+                client: dreamlook,
+                pollSchedule: PollSchedule(first: configuration.pollInterval, cap: configuration.pollIntervalCap),
+                usesCallbacks: configuration.callbacksEnabled,
+                callbackPollCap: configuration.callbackPollIntervalCap
+            ),
         ])
     }
 
@@ -55,18 +69,28 @@ public struct Daemon: Sendable {
 
     /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
-        let router = APIRouter.build(jobs: jobs, keys: keys, registry: registry, readiness: { await self.readiness() })
+        let router = APIRouter.build(jobs: jobs, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
+                                     registry: registry, readiness: { await self.readiness() })
+        let callbackEndpoint = self.callbackEndpoint
+        let configuration = self.configuration
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "dreamd"),
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                if !configuration.publicURLIsExplicit {
+                    callbackEndpoint.setBaseURL("http://\(configuration.listenHost):\(port)")
+                }
+                await onServerRunning(port)
+            },
             logger: logger
         )
     }
 
     /// The worker with this daemon's store, executors and wake signal.
     public func worker() -> JobWorker {
-        JobWorker(store: jobs, registry: registry, configuration: configuration.worker, wake: wake, logger: logger)
+        JobWorker(store: jobs, registry: registry, configuration: configuration.worker, wake: wake,
+                  callbacks: configuration.callbacksEnabled ? callbackEndpoint : nil, logger: logger)
     }
 
     /// Every long-running part, in start order.

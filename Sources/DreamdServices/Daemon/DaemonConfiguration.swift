@@ -23,6 +23,13 @@ public struct DaemonConfiguration: Sendable {
     public var upstreamTimeout: Duration
     public var worker: WorkerConfiguration
     public var databaseMaxConnections: Int
+    /// Whether submissions carry callback URLs (`DREAMD_CALLBACKS=auto|on|off`; auto: when `DREAMD_PUBLIC_URL` is set).
+    public var callbacksEnabled: Bool
+    /// Whether `DREAMD_PUBLIC_URL` was given (else it follows the bound listening address).
+    public var publicURLIsExplicit: Bool
+    public var callbackPollIntervalCap: Duration
+    public var dreamlookRequestsPerSecond: Double
+    public var checkpointRetention: Duration
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
@@ -39,6 +46,7 @@ public struct DaemonConfiguration: Sendable {
         }
         listenHost = String(listen[..<colon])
         listenPort = port
+        publicURLIsExplicit = reader.string("DREAMD_PUBLIC_URL") != nil
         publicURL = reader.string("DREAMD_PUBLIC_URL") ?? "http://\(listen)"
         try Self.checkURL(publicURL, key: "DREAMD_PUBLIC_URL")
         dreamlookBaseURL = reader.string("DREAMLOOK_BASE_URL") ?? "https://api.dreamlook.ai"
@@ -64,6 +72,19 @@ public struct DaemonConfiguration: Sendable {
             throw ConfigurationError(key: "DREAMD_LEASE_DURATION", message: "must be at least 3s")
         }
         databaseMaxConnections = try reader.int("DREAMD_DB_MAX_CONNECTIONS", default: 20, in: 4...500)
+        switch reader.string("DREAMD_CALLBACKS")?.lowercased() ?? "auto" {
+        case "auto": callbacksEnabled = publicURLIsExplicit
+        case "on", "true", "1": callbacksEnabled = true
+        case "off", "false", "0": callbacksEnabled = false
+        case let other: throw ConfigurationError(key: "DREAMD_CALLBACKS", message: "must be auto, on or off, got \(other)")
+        }
+        callbackPollIntervalCap = try reader.duration("DREAMD_CALLBACK_POLL_INTERVAL_MAX", default: .seconds(600))
+        let rate = reader.string("DREAMD_DREAMLOOK_RATE") ?? "10"
+        guard let parsedRate = Double(rate), parsedRate > 0, parsedRate <= 10_000 else {
+            throw ConfigurationError(key: "DREAMD_DREAMLOOK_RATE", message: "must be requests per second between 0 and 10000, got \(rate)")
+        }
+        dreamlookRequestsPerSecond = parsedRate
+        checkpointRetention = try reader.duration("DREAMD_CHECKPOINT_RETENTION", default: .seconds(48 * 3600))
     }
 
     static func checkURL(_ text: String, key: String) throws(ConfigurationError) {

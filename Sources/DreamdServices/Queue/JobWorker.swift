@@ -16,11 +16,16 @@ public final class JobWorker: Service, Sendable {
     let configuration: WorkerConfiguration
     let wake: WakeSignal
     let logger: Logger
+    let callbacks: CallbackEndpoint?
     private let inFlight = Mutex<Set<UUID>>([])
     private let stopping = Atomic<Bool>(false)
 
-    public init(store: JobStore, registry: ExecutorRegistry, configuration: WorkerConfiguration, wake: WakeSignal = WakeSignal(), logger: Logger) {
+    public init(
+        store: JobStore, registry: ExecutorRegistry, configuration: WorkerConfiguration, wake: WakeSignal = WakeSignal(),
+        callbacks: CallbackEndpoint? = nil, logger: Logger
+    ) {
         self.store = store
+        self.callbacks = callbacks
         self.registry = registry
         self.configuration = configuration
         self.wake = wake
@@ -125,6 +130,14 @@ public final class JobWorker: Service, Sendable {
             return
         }
         let isSubmission = claimed.job.state == .submitting
+        var claimed = claimed
+        if isSubmission, executor.usesCallbacks, let callbacks {
+            do {
+                claimed.callbackURL = try await callbacks.newURL(jobID: claimed.job.id, provider: executor.provider)
+            } catch {
+                logger.warning("could not create a callback token; submitting without a callback", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
         let outcome = isSubmission ? await executor.submit(claimed, logger: logger) : await executor.poll(claimed, logger: logger)
         for attempt in 1...5 {
             do {

@@ -3,13 +3,14 @@ import Foundation
 
 /// Renders a simulated job as dreamlook's job object, its state derived from the clock.
 enum DreamlookJobRenderer {
-    static func render(_ job: DreamlookSimState.SimJob, now: Date = Date(), baseURL: String) -> JSONValue {
+    static func render(_ job: DreamlookSimState.SimJob, now: Date = Date(), baseURL: String, forceState: String? = nil) -> JSONValue {
         let queuedEnd = job.createdAt.addingTimeInterval(job.queueTime.seconds)
         let runningEnd = queuedEnd.addingTimeInterval(job.runTime.seconds)
-        let state: String
+        var state: String
         if now < queuedEnd { state = "queued" }
         else if now < runningEnd { state = "running" }
         else { state = job.fails ? "failure" : "success" }
+        if let forceState { state = forceState }
         let finished = state == "success" || state == "failure"
         var object: [String: JSONValue] = [
             "job_type": .string(job.jobType),
@@ -31,24 +32,52 @@ enum DreamlookJobRenderer {
             "image_gen_results": .null,
             "thumbnails": .array([]),
         ]
-        if state == "success", job.jobType == "image_gen" {
-            let samples = job.config["num_samples"]?.intValue ?? 1
-            let images: [JSONValue] = (0..<samples).map { index in
-                let imageID = "img_\(job.jobID.suffix(8))_\(index)"
-                return [
-                    "generated_image_id": .string(imageID),
-                    "url": .string("\(baseURL)/files/\(imageID).png?expires=3600&signature=sim"),
-                    "seed": .number(Double((job.config["seed"]?.intValue ?? 1000) + index)),
-                    "generation_idx": .number(Double(index)),
-                ]
-            }
-            object["image_gen_results"] = [[
-                "checkpoint_id": job.config["checkpoint_id"] ?? .null,
-                "config_idx": 0,
-                "generated_images": .array(images),
-            ]]
+        guard state == "success" else { return .object(object) }
+        let trainedCheckpoint = "ckp_" + String(job.jobID.suffix(8))
+        switch job.jobType {
+        case "image_gen":
+            object["image_gen_results"] = [images(for: job.config, configIndex: 0, checkpoint: job.config["checkpoint_id"] ?? .null, job: job, baseURL: baseURL)]
+        case "dreambooth":
+            object["dreambooth_result"] = ["checkpoints": [checkpoint(trainedCheckpoint, config: job.config, baseURL: baseURL)]]
+        case "dreambooth_image_gen":
+            object["dreambooth_result"] = ["checkpoints": [checkpoint(trainedCheckpoint, config: job.config["dreambooth"] ?? [:], baseURL: baseURL)]]
+            let requests = job.config["image_gen"]?.arrayValue ?? []
+            object["image_gen_results"] = .array(requests.enumerated().map { index, request in
+                images(for: request, configIndex: index, checkpoint: .string(trainedCheckpoint), job: job, baseURL: baseURL)
+            })
+        default:
+            break
         }
         return .object(object)
+    }
+
+    static func images(for config: JSONValue, configIndex: Int, checkpoint: JSONValue, job: DreamlookSimState.SimJob, baseURL: String) -> JSONValue {
+        let samples = config["num_samples"]?.intValue ?? 1
+        let images: [JSONValue] = (0..<samples).map { index in
+            let imageID = "img_\(job.jobID.suffix(8))_\(configIndex)_\(index)"
+            return [
+                "generated_image_id": .string(imageID),
+                "url": .string("\(baseURL)/files/\(imageID).png?expires=3600&signature=sim"),
+                "seed": .number(Double((config["seed"]?.intValue ?? 1000) + index)),
+                "generation_idx": .number(Double(index)),
+            ]
+        }
+        return ["checkpoint_id": checkpoint, "config_idx": .number(Double(configIndex)), "generated_images": .array(images)]
+    }
+
+    static func checkpoint(_ id: String, config: JSONValue, baseURL: String) -> JSONValue {
+        [
+            "checkpoint_id": .string(id),
+            "url": .string("\(baseURL)/files/\(id).safetensors?expires=3600&signature=sim"),
+            "is_extracted_lora": false,
+            "checkpoint_type": "checkpoint",
+            "model_type": config["model_type"] ?? "sd-v1",
+            "training_step": config["steps"] ?? 100,
+            "size_bytes": 2_132_625_432,
+            "file_format": "safetensors",
+            "availability_mode": "download",
+            "is_available": true,
+        ]
     }
 
     /// dreamlook's timestamp style: ISO-8601, no zone, microseconds, UTC.

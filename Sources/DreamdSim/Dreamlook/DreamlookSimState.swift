@@ -13,7 +13,15 @@ actor DreamlookSimState {
         var runTime: Duration
         var fails: Bool
         var isDryRun: Bool
+        var callbackURL: String?
+        var callbackDone = false
+
+        var finishesAt: Date { createdAt.addingTimeInterval(queueTime.seconds + runTime.seconds) }
     }
+
+    /// Dry runs are never listed nor answered for, but their callback still comes.
+    var dryRuns: [String: SimJob] = [:]
+    var callbacksSent = 0
 
     var jobs: [String: SimJob] = [:]
     var order: [String] = []
@@ -51,9 +59,13 @@ actor DreamlookSimState {
         repeat { id = prefix + String(format: "%08x", UInt32.random(in: .min ... .max)) } while jobs[id] != nil
         let job = SimJob(
             jobType: jobType, jobID: id, config: body, tags: body["tags"]?.arrayValue ?? [], createdAt: Date(),
-            queueTime: queueTime, runTime: runTime, fails: Double.random(in: 0..<1) < faults.jobFailureRate, isDryRun: dryRun
+            queueTime: dryRun ? .zero : queueTime, runTime: dryRun ? .milliseconds(100) : runTime,
+            fails: !dryRun && Double.random(in: 0..<1) < faults.jobFailureRate, isDryRun: dryRun,
+            callbackURL: body["callback"]?.stringValue
         )
-        if !dryRun {
+        if dryRun {
+            dryRuns[id] = job
+        } else {
             jobs[id] = job
             order.append(id)
         }
@@ -74,4 +86,20 @@ actor DreamlookSimState {
     }
 
     var jobCount: Int { jobs.count }
+
+    /// Jobs whose callback is due now, marked as done; the caller sends them.
+    func dueCallbacks(now: Date) -> [SimJob] {
+        var due: [SimJob] = []
+        for (id, job) in jobs where !job.callbackDone && job.callbackURL != nil && job.finishesAt.addingTimeInterval(faults.callbackDelay.seconds) <= now {
+            jobs[id]?.callbackDone = true
+            due.append(job)
+        }
+        for (id, job) in dryRuns where !job.callbackDone && job.callbackURL != nil && job.finishesAt <= now {
+            dryRuns[id]?.callbackDone = true
+            due.append(job)
+        }
+        return due
+    }
+
+    func countCallback() { callbacksSent += 1 }
 }

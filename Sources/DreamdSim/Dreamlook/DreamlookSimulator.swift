@@ -2,6 +2,7 @@ import DreamdCore
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// A faithful stand-in for dreamlook.ai (`upstream-apis.md` §2): submissions, the job object and its
 /// life-cycle by the clock, the recent-jobs list, and faults on request.
@@ -27,6 +28,12 @@ public struct DreamlookSimulator: Sendable {
     public func jobCount(taggedWith key: String, value: String) async -> Int { await state.jobs(taggedWith: key, value: value).count }
     public var jobCount: Int { get async { await state.jobCount } }
     public var requestCount: Int { get async { await state.requestCount } }
+    public var callbacksSent: Int { get async { await state.callbacksSent } }
+
+    /// The service that sends callbacks for finished jobs.
+    func callbackSender(logger: Logger) -> some Service {
+        DreamlookCallbackSender(state: state, baseURL: baseURL, logger: logger)
+    }
 
     // MARK: Routes
 

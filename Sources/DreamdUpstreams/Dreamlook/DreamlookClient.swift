@@ -11,8 +11,8 @@ public struct DreamlookClient: Sendable {
 
     let http: JSONHTTP
 
-    public init(baseURL: String, apiKey: String?, httpClient: HTTPClient, timeout: Duration = .seconds(60)) {
-        self.http = JSONHTTP(provider: Self.provider, baseURL: baseURL, apiKey: apiKey, httpClient: httpClient, timeout: timeout)
+    public init(baseURL: String, apiKey: String?, httpClient: HTTPClient, timeout: Duration = .seconds(60), gate: UpstreamGate? = nil) {
+        self.http = JSONHTTP(provider: Self.provider, baseURL: baseURL, apiKey: apiKey, httpClient: httpClient, timeout: timeout, gate: gate)
     }
 
     /// `POST /<job_type>`: returns the upstream `job_id`.
@@ -47,6 +47,24 @@ public struct DreamlookJob: Sendable, Hashable {
     public var jobID: String? { raw["job_id"]?.stringValue }
     public var state: String? { raw["state"]?.stringValue }
     public var failureReason: String? { raw["failure_reason"]?.stringValue }
+    public var percentageDone: Double? { raw["percentage_done"]?.doubleValue }
+    public var runningDuration: Double? { raw["running_duration"]?.doubleValue }
+    /// When the job stopped running (dreamlook's zone-less UTC timestamps).
+    public var runningEnd: Date? { raw["state_running_end"]?.stringValue.flatMap(DreamdJSON.parseDate) }
+
+    /// The checkpoints a dreambooth job trained.
+    public var checkpoints: [TrainedCheckpoint] {
+        let trainedAt = runningEnd ?? Date()
+        return (raw["dreambooth_result"]?["checkpoints"]?.arrayValue ?? []).compactMap { item in
+            guard let id = item["checkpoint_id"]?.stringValue else { return nil }
+            return TrainedCheckpoint(
+                upstreamCheckpointID: id, trainedAt: trainedAt, checkpointType: item["checkpoint_type"]?.stringValue,
+                modelType: item["model_type"]?.stringValue, fileFormat: item["file_format"]?.stringValue,
+                isExtractedLora: item["is_extracted_lora"]?.boolValue ?? false, trainingStep: item["training_step"]?.intValue,
+                sizeBytes: item["size_bytes"]?.doubleValue.map { Int64($0) }, url: item["url"]?.stringValue
+            )
+        }
+    }
     public var isFinished: Bool { state == "success" || state == "failure" }
 
     /// The value of the tag `key`, if the job carries it.

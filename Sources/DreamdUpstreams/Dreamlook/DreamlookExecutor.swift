@@ -2,71 +2,132 @@ import DreamdCore
 import Foundation
 import Logging
 
-/// Runs dreamlook.ai jobs: submits with the `dreamd_job_id` tag, adopts an earlier submission after
-/// an unknown outcome, and polls `GET /jobs/<type>/<id>` with a backing-off schedule.
+/// Runs dreamlook.ai jobs (`image_gen`, `dreambooth`, `dreambooth_image_gen`).
+///
+/// - Submits with the `dreamd_job_id` tag and, when the daemon has a public URL, a per-attempt callback URL.
+/// - After an attempt whose outcome is unknown, looks the job up by its tag and adopts it instead of
+///   submitting again.
+/// - Polls `GET /jobs/<type>/<id>` on a backing-off schedule; with callbacks the schedule backs off further,
+///   and a job whose callback is overdue (by its own progress estimate) is polled sooner.
+/// - Treats a callback as a hint: it only makes the job due for a poll. Dry runs (`TEST_` ids), which
+///   dreamlook never lists nor answers for, are finished by their callback.
 public struct DreamlookExecutor: JobExecutor {
     public let client: DreamlookClient
-    /// When and how often a running job is polled.
     public let pollSchedule: PollSchedule
+    /// The longer cap between polls used while callbacks are expected.
+    public let callbackPollCap: Duration
+    public let usesCallbacks: Bool
+    /// How long a dry run waits for its callback before it fails.
+    public let dryRunTimeout: Duration
 
-    public var kinds: [JobKind] { [.imageGen] }
+    public var kinds: [JobKind] { [.imageGen, .dreambooth, .dreamboothImageGen] }
     public var provider: String { DreamlookClient.provider }
 
-    public init(client: DreamlookClient, pollSchedule: PollSchedule) {
+    public init(client: DreamlookClient, pollSchedule: PollSchedule, usesCallbacks: Bool = false,
+                callbackPollCap: Duration = .seconds(600), dryRunTimeout: Duration = .seconds(600)) {
         self.client = client
         self.pollSchedule = pollSchedule
+        self.usesCallbacks = usesCallbacks
+        self.callbackPollCap = callbackPollCap
+        self.dryRunTimeout = dryRunTimeout
     }
 
     public func validate(kind: JobKind, params: JSONValue) throws(ValidationError) {
-        switch kind {
-        case .imageGen: try ImageGenParams.validate(params)
-        default: throw ValidationError(field: "kind", message: "\(kind) is not run by the dreamlook executor")
-        }
+        try DreamlookParams.validate(kind: kind, params: params)
     }
 
     static func jobType(_ kind: JobKind) -> String { kind.rawValue }
+    static func isDryRun(_ upstreamJobID: String?) -> Bool { upstreamJobID?.hasPrefix("TEST_") == true }
+
+    // MARK: Submission
 
     public func submit(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
         let job = claimed.job
         let jobType = Self.jobType(job.kind)
-        let now = Date()
         do {
             // An earlier attempt may have reached dreamlook even though its answer was lost.
-            if job.attempt > 1, let earlier = try await findEarlierSubmission(of: job, jobType: jobType, logger: logger) {
-                logger.info("adopted an earlier submission", metadata: ["upstream_job_id": "\(earlier.jobID ?? "")"])
-                return .running(upstreamJobID: earlier.jobID ?? "", upstreamState: earlier.state,
-                                nextCheck: now.addingTimeInterval(pollSchedule.delay(afterPolls: 0).seconds),
-                                detail: ["submission": "adopted"])
+            if job.attempt > 1, let earlier = try await findEarlierSubmission(of: job, jobType: jobType, logger: logger),
+               let earlierID = earlier.jobID {
+                logger.info("adopted an earlier submission", metadata: ["upstream_job_id": "\(earlierID)"])
+                return .running(upstreamJobID: earlierID, upstreamState: earlier.state, nextCheck: firstCheck(for: earlierID),
+                                detail: ["submission": "adopted", "attempt": .number(Double(job.attempt))])
             }
-            let upstreamJobID = try await client.submit(jobType: jobType, body: requestBody(for: job), logger: logger)
-            return .running(upstreamJobID: upstreamJobID, upstreamState: "queued",
-                            nextCheck: now.addingTimeInterval(pollSchedule.delay(afterPolls: 0).seconds),
-                            detail: ["submission": "submitted"])
+            let upstreamJobID = try await client.submit(jobType: jobType, body: requestBody(for: job, callbackURL: claimed.callbackURL), logger: logger)
+            var detail: [String: JSONValue] = ["submission": "submitted", "callback": .bool(claimed.callbackURL != nil)]
+            if Self.isDryRun(upstreamJobID) { detail["dry_run"] = true }
+            return .running(upstreamJobID: upstreamJobID, upstreamState: "queued", nextCheck: firstCheck(for: upstreamJobID), detail: .object(detail))
         } catch {
             return error.submitOutcome
         }
     }
 
+    func firstCheck(for upstreamJobID: String) -> Date {
+        // A dry run cannot be polled: it waits for its callback, up to a timeout.
+        let delay = Self.isDryRun(upstreamJobID) ? dryRunTimeout : pollSchedule.delay(afterPolls: 0)
+        return Date().addingTimeInterval(delay.seconds)
+    }
+
+    /// The request body: the user's params plus the `dreamd_job_id` tag and the callback URL.
+    func requestBody(for job: Job, callbackURL: String?) -> JSONValue {
+        var body = job.params.objectValue ?? [:]
+        var tags = body["tags"]?.arrayValue ?? []
+        tags.append(["key": .string(DreamlookClient.jobTagKey), "value": .string(job.id.uuidString.lowercased())])
+        body["tags"] = .array(tags)
+        if let callbackURL { body["callback"] = .string(callbackURL) }
+        return .object(body)
+    }
+
+    func findEarlierSubmission(of job: Job, jobType: String, logger: Logger) async throws(UpstreamError) -> DreamlookJob? {
+        let wanted = job.id.uuidString.lowercased()
+        return try await client.recentJobs(jobType: jobType, logger: logger)
+            .first { $0.tag(DreamlookClient.jobTagKey)?.lowercased() == wanted }
+    }
+
+    // MARK: Polling
+
     public func poll(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
         guard let upstreamJobID = claimed.upstreamJobID else {
             return .retry(JobError(code: "missing_upstream_job", message: "running job has no upstream job id"), retryAfter: nil)
         }
-        let nextCheck = Date().addingTimeInterval(pollSchedule.delay(afterPolls: claimed.pollCount + 1).seconds)
+        if Self.isDryRun(upstreamJobID) {
+            return .failed(JobError(code: "dry_run_callback_missing",
+                                    message: "dry run \(upstreamJobID) got no callback within \(DurationParser.format(dryRunTimeout)); dreamlook cannot be asked about dry runs"),
+                           upstreamState: nil)
+        }
+        let backoff = Date().addingTimeInterval(nextPollDelay(afterPolls: claimed.pollCount + 1).seconds)
         do {
             let upstream = try await client.job(jobType: Self.jobType(claimed.job.kind), id: upstreamJobID, logger: logger)
-            return outcome(of: upstream, upstreamJobID: upstreamJobID, nextCheck: nextCheck)
+            return outcome(of: upstream, upstreamJobID: upstreamJobID, nextCheck: earliest(backoff, overdueCheck(for: upstream)))
         } catch {
             switch error {
             case .final:
                 return .failed(error.jobError, upstreamState: nil)
             case .retryable(_, _, let retryAfter):
-                let later = retryAfter.map { Date().addingTimeInterval($0.seconds) } ?? nextCheck
-                return .running(upstreamJobID: upstreamJobID, upstreamState: nil, nextCheck: max(later, nextCheck), detail: ["poll_error": .string(error.description)])
+                let later = retryAfter.map { Date().addingTimeInterval($0.seconds) } ?? backoff
+                return .running(upstreamJobID: upstreamJobID, upstreamState: nil, nextCheck: max(later, backoff), detail: ["poll_error": .string(error.description)])
             case .outcomeUnknown:
-                return .running(upstreamJobID: upstreamJobID, upstreamState: nil, nextCheck: nextCheck, detail: ["poll_error": .string(error.description)])
+                return .running(upstreamJobID: upstreamJobID, upstreamState: nil, nextCheck: backoff, detail: ["poll_error": .string(error.description)])
             }
         }
     }
+
+    /// The back-off between polls: capped low without callbacks, high with them (callbacks do the work).
+    func nextPollDelay(afterPolls polls: Int) -> Duration {
+        var schedule = pollSchedule
+        if usesCallbacks { schedule.cap = max(schedule.cap, callbackPollCap) }
+        return schedule.delay(afterPolls: polls)
+    }
+
+    /// When a running job should be done by its own progress (`percentage_done` over `running_duration`),
+    /// plus a grace period for its callback. Past that, the callback is overdue and a poll is due.
+    func overdueCheck(for upstream: DreamlookJob) -> Date? {
+        guard upstream.state == "running", let done = upstream.percentageDone, done > 0, done < 100,
+              let elapsed = upstream.runningDuration, elapsed > 0 else { return nil }
+        let remaining = elapsed * (100 - done) / done
+        return Date().addingTimeInterval(remaining + max(pollSchedule.first.seconds, 1))
+    }
+
+    func earliest(_ a: Date, _ b: Date?) -> Date { b.map { min(a, $0) } ?? a }
 
     /// Maps a dreamlook job object to a step outcome.
     func outcome(of upstream: DreamlookJob, upstreamJobID: String, nextCheck: Date) -> StepOutcome {
@@ -76,7 +137,9 @@ public struct DreamlookExecutor: JobExecutor {
             for key in ["image_gen_results", "dreambooth_result", "thumbnails", "running_duration", "queued_duration"] {
                 if let value = upstream.raw[key], !value.isNull { result[key] = value }
             }
-            return .succeeded(result: .object(result), costUSD: nil, upstreamState: "success")
+            if Self.isDryRun(upstreamJobID) { result["dry_run"] = true }
+            return .succeeded(result: .object(result), costUSD: nil, upstreamState: "success",
+                              checkpoints: Self.isDryRun(upstreamJobID) ? [] : upstream.checkpoints)
         case "failure":
             let reason = upstream.failureReason ?? "dreamlook reported a failure without a reason"
             return .failed(JobError(code: "upstream_job_failed", message: reason), upstreamState: "failure")
@@ -85,19 +148,20 @@ public struct DreamlookExecutor: JobExecutor {
         }
     }
 
-    /// The request body: the user's params plus the `dreamd_job_id` tag.
-    func requestBody(for job: Job) -> JSONValue {
-        var body = job.params.objectValue ?? [:]
-        var tags = body["tags"]?.arrayValue ?? []
-        tags.append(["key": .string(DreamlookClient.jobTagKey), "value": .string(job.id.uuidString.lowercased())])
-        body["tags"] = .array(tags)
-        return .object(body)
-    }
+    // MARK: Callbacks
 
-    func findEarlierSubmission(of job: Job, jobType: String, logger: Logger) async throws(UpstreamError) -> DreamlookJob? {
-        let wanted = job.id.uuidString.lowercased()
-        return try await client.recentJobs(jobType: jobType, logger: logger)
-            .first { $0.tag(DreamlookClient.jobTagKey)?.lowercased() == wanted }
+    public func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision {
+        let upstream = DreamlookJob(payload)
+        guard let upstreamJobID = job.upstream?.jobID else { return .confirmByPolling }
+        if Self.isDryRun(upstreamJobID) {
+            // dreamlook cannot be asked about a dry run; its callback carries dummy data and costs nothing.
+            guard upstream.isFinished else { return .ignore(reason: "dry-run callback for an unfinished state") }
+            return .trust(outcome(of: upstream, upstreamJobID: upstreamJobID, nextCheck: Date()))
+        }
+        if let reported = upstream.jobID, reported != upstreamJobID {
+            return .ignore(reason: "callback names upstream job \(reported), not \(upstreamJobID)")
+        }
+        return .confirmByPolling
     }
 }
 

@@ -16,8 +16,12 @@ public struct JSONHTTP: Sendable {
     public let timeout: Duration
     /// Largest response body read, to bound memory.
     public let maxResponseBytes: Int
+    /// Paces calls and holds them after a 429.
+    public let gate: UpstreamGate?
 
-    public init(provider: String, baseURL: String, apiKey: String?, httpClient: HTTPClient, timeout: Duration = .seconds(60), maxResponseBytes: Int = 16 << 20) {
+    public init(provider: String, baseURL: String, apiKey: String?, httpClient: HTTPClient, timeout: Duration = .seconds(60),
+                maxResponseBytes: Int = 16 << 20, gate: UpstreamGate? = nil) {
+        self.gate = gate
         self.provider = provider
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = apiKey
@@ -41,6 +45,11 @@ public struct JSONHTTP: Sendable {
                 throw .final(code: "encoding_failed", message: "could not encode the request: \(error)")
             }
         }
+        if let gate {
+            do { try await gate.acquire() } catch {
+                throw .retryable(code: "cancelled", message: "the call was cancelled while waiting for the rate budget", retryAfter: nil)
+            }
+        }
         let response: HTTPClientResponse
         do {
             response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
@@ -55,7 +64,11 @@ public struct JSONHTTP: Sendable {
         }
         let text = String(buffer: buffer)
         guard (200..<300).contains(response.status.code) else {
-            throw UpstreamError.classify(provider: provider, status: response.status, headers: response.headers, body: text)
+            let error = UpstreamError.classify(provider: provider, status: response.status, headers: response.headers, body: text)
+            if response.status == .tooManyRequests, let gate {
+                await gate.pause(for: UpstreamError.retryAfter(response.headers) ?? .seconds(1))
+            }
+            throw error
         }
         do {
             return try DreamdJSON.decode(JSONValue.self, from: text.isEmpty ? "null" : text)

@@ -18,6 +18,10 @@ struct Sim: AsyncParsableCommand {
     @Option(help: "Share of submissions that create the job and answer 503 (0-1).") var createThenFailRate = 0.0
     @Option(help: "Share of jobs that end in failure (0-1).") var failureRate = 0.0
     @Option(help: "Latency added to every answer, e.g. 50ms.") var latency = "0s"
+    @Option(help: "Share of callbacks never sent (0-1).") var callbackDropRate = 0.0
+    @Option(help: "Share of callbacks sent twice (0-1).") var callbackDuplicateRate = 0.0
+    @Option(help: "Share of jobs that also get a stale callback after the final one (0-1).") var callbackReorderRate = 0.0
+    @Option(help: "Delay between a job finishing and its callback, e.g. 2s.") var callbackDelay = "0s"
 
     func run() async throws {
         LoggingSetup.bootstrap()
@@ -30,11 +34,14 @@ struct Sim: AsyncParsableCommand {
             configuration.queueTime = try DurationParser.parse(queueTime)
             configuration.runTime = try DurationParser.parse(runTime)
             configuration.faults.latency = try DurationParser.parse(latency)
+            configuration.faults.callbackDelay = try DurationParser.parse(callbackDelay)
         } catch {
             throw ValidationError("\(error)")
         }
         for (name, rate) in [("rate-limit-rate", rateLimitRate), ("server-error-rate", serverErrorRate),
-                             ("create-then-fail-rate", createThenFailRate), ("failure-rate", failureRate)] where !(0...1).contains(rate) {
+                             ("create-then-fail-rate", createThenFailRate), ("failure-rate", failureRate),
+                             ("callback-drop-rate", callbackDropRate), ("callback-duplicate-rate", callbackDuplicateRate),
+                             ("callback-reorder-rate", callbackReorderRate)] where !(0...1).contains(rate) {
             throw ValidationError("--\(name) must be between 0 and 1")
         }
         configuration.faults.rateLimitRate = rateLimitRate
@@ -42,6 +49,9 @@ struct Sim: AsyncParsableCommand {
         configuration.faults.serverErrorRate = serverErrorRate
         configuration.faults.createThenFailRate = createThenFailRate
         configuration.faults.jobFailureRate = failureRate
+        configuration.faults.callbackDropRate = callbackDropRate
+        configuration.faults.callbackDuplicateRate = callbackDuplicateRate
+        configuration.faults.callbackReorderRate = callbackReorderRate
         let simulator = Simulator(configuration: configuration)
         let host = configuration.host
         let application = simulator.application(logger: logger) { port in
