@@ -29,6 +29,10 @@ public struct DreamlookSimulator: Sendable {
     public var jobCount: Int { get async { await state.jobCount } }
     public var requestCount: Int { get async { await state.requestCount } }
     public var callbacksSent: Int { get async { await state.callbacksSent } }
+    /// The callback URL the job tagged `key` = `value` was submitted with (tests play a leaked URL).
+    public func callbackURL(taggedWith key: String, value: String) async -> String? {
+        await state.jobs(taggedWith: key, value: value).last?.callbackURL
+    }
 
     /// The service that sends callbacks for finished jobs.
     func callbackSender(logger: Logger) -> some Service {
