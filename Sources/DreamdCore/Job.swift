@@ -19,6 +19,8 @@ public struct Job: Sendable, Codable, Hashable {
     public var costUSD: Double?
     public var scheduleID: UUID?
     public var metadata: JSONValue
+    /// Counters of a step that streams (e.g. `{"output_length", "output_tokens"}`), while it runs and after.
+    public var progress: JSONValue?
 
     /// Where the job lives upstream once accepted there.
     public struct Upstream: Sendable, Codable, Hashable {
@@ -42,8 +44,9 @@ public struct Job: Sendable, Codable, Hashable {
     public init(
         id: UUID, kind: JobKind, state: JobState, params: JSONValue, attempt: Int, maxAttempts: Int,
         priority: Int, runAt: Date, createdAt: Date, updatedAt: Date, finishedAt: Date?, upstream: Upstream?,
-        result: JSONValue?, error: JobError?, costUSD: Double?, scheduleID: UUID?, metadata: JSONValue
+        result: JSONValue?, error: JobError?, costUSD: Double?, scheduleID: UUID?, metadata: JSONValue, progress: JSONValue? = nil
     ) {
+        self.progress = progress
         self.id = id
         self.kind = kind
         self.state = state
@@ -64,7 +67,7 @@ public struct Job: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, state, params, attempt, priority, upstream, result, error, metadata
+        case id, kind, state, params, attempt, priority, upstream, result, error, metadata, progress
         case maxAttempts = "max_attempts"
         case runAt = "run_at"
         case createdAt = "created_at"
@@ -94,5 +97,6 @@ public struct Job: Sendable, Codable, Hashable {
         try c.encode(costUSD, forKey: .costUSD)
         try c.encode(scheduleID?.uuidString.lowercased(), forKey: .scheduleID)
         try c.encode(metadata, forKey: .metadata)
+        try c.encode(progress, forKey: .progress)
     }
 }

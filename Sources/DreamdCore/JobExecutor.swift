@@ -45,6 +45,9 @@ public protocol JobExecutor: Sendable {
     func submit(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome
     /// Asks the upstream how an accepted job is doing.
     func poll(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome
+    /// The same steps with a `StepContext`; by default they call the logger-only versions.
+    func submit(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome
+    func poll(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome
     /// Whether submissions carry a callback URL (`ClaimedJob.callbackURL`).
     var usesCallbacks: Bool { get }
     /// What to do with a callback received for `job`.
@@ -110,4 +113,42 @@ public struct ExecutorRegistry: Sendable {
     public func executor(for kind: JobKind) -> (any JobExecutor)? { byKind[kind] }
 
     public var kinds: [JobKind] { byKind.keys.sorted { $0.rawValue < $1.rawValue } }
+}
+
+/// What a step can use besides its job: a logger, and a way to publish progress while it runs.
+public struct StepContext: Sendable {
+    public var logger: Logger
+    /// Publishes the step's progress (counters shown on the job, and the output so far). Cheap to call
+    /// often: the worker writes at most a few times per second.
+    public var reportProgress: @Sendable (StepProgress) async -> Void
+
+    public init(logger: Logger, reportProgress: @escaping @Sendable (StepProgress) async -> Void = { _ in }) {
+        self.logger = logger
+        self.reportProgress = reportProgress
+    }
+}
+
+/// Progress of a streaming step.
+public struct StepProgress: Sendable, Hashable {
+    /// Shown on the job as `progress`, e.g. `{"output_length": 1234, "output_tokens": 250}`.
+    public var counters: JSONValue
+    /// The output so far, served by `GET /v1/jobs/{id}/output`.
+    public var partialOutput: String?
+
+    public init(counters: JSONValue, partialOutput: String? = nil) {
+        self.counters = counters
+        self.partialOutput = partialOutput
+    }
+}
+
+extension JobExecutor {
+    /// Runs a submission step with a context; executors that stream progress implement this.
+    public func submit(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome {
+        await submit(claimed, logger: context.logger)
+    }
+
+    /// Runs a poll step with a context.
+    public func poll(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome {
+        await poll(claimed, logger: context.logger)
+    }
 }

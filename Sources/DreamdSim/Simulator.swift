@@ -12,11 +12,14 @@ public final class Simulator: Sendable {
         public var queueTime: Duration = .seconds(1)
         public var runTime: Duration = .seconds(2)
         public var faults = SimulatorFaults()
+        public var dreamgenAPIKey: String?
+        public var dreamgen = DreamGenSimulator.Behaviour()
         public init() {}
     }
 
     public let configuration: Configuration
     public let dreamlook: DreamlookSimulator
+    public let dreamgen: DreamGenSimulator
     private let boundPort: SendableBox
 
     public init(configuration: Configuration) {
@@ -24,6 +27,7 @@ public final class Simulator: Sendable {
         let port = SendableBox(configuration.port)
         self.boundPort = port
         let host = configuration.host
+        self.dreamgen = DreamGenSimulator(apiKey: configuration.dreamgenAPIKey, behaviour: configuration.dreamgen)
         self.dreamlook = DreamlookSimulator(
             apiKey: configuration.dreamlookAPIKey, queueTime: configuration.queueTime, runTime: configuration.runTime,
             faults: configuration.faults, baseURL: { "http://\(host):\(port.withLock { $0 })" }
@@ -38,6 +42,7 @@ public final class Simulator: Sendable {
         let router = Router()
         router.get("healthz") { _, _ in "ok" }
         dreamlook.register(on: router)
+        dreamgen.register(on: router)
         let boundPort = self.boundPort
         return Application(
             router: router,

@@ -4,13 +4,16 @@ import PostgresNIO
 
 /// The columns every job query selects, in the order `JobRow.decode` reads them.
 enum JobColumns {
+    /// How many columns `list` selects (a query may add its own after them).
+    static let count = 22
+
     static func list(_ alias: String = "") -> String {
         let p = alias.isEmpty ? "" : "\(alias)."
         return """
             \(p)id, \(p)kind, \(p)state, \(p)params::text, \(p)result::text, \(p)error::text, \(p)attempt, \
             \(p)max_attempts, \(p)priority, \(p)run_at, \(p)created_at, \(p)updated_at, \(p)finished_at, \
             \(p)upstream_provider, \(p)upstream_job_id, \(p)upstream_state, \(p)cost_usd::float8, \(p)schedule_id, \
-            \(p)metadata::text, \(p)poll_count, \(p)request_hash
+            \(p)metadata::text, \(p)poll_count, \(p)request_hash, \(p)progress::text
             """
     }
 }
@@ -53,7 +56,8 @@ struct JobRow: Sendable {
             error: error,
             costUSD: try cells[16].decode(Double?.self),
             scheduleID: try cells[17].decode(UUID?.self),
-            metadata: try json(18) ?? .object([:])
+            metadata: try json(18) ?? .object([:]),
+            progress: try json(21)
         )
         pollCount = try cells[19].decode(Int.self)
         requestHash = try cells[20].decode(String?.self)

@@ -146,12 +146,34 @@ public struct JobStore: Sendable {
         for (index, row) in rows.enumerated() {
             if index == filter.limit {
                 let last = rows[index - 1]
-                next = JobCursor(createdAtMicros: try last.makeRandomAccess()[21].decode(Int64.self), id: jobs[index - 1].id)
+                next = JobCursor(createdAtMicros: try last.makeRandomAccess()[JobColumns.count].decode(Int64.self), id: jobs[index - 1].id)
                 break
             }
             jobs.append(try JobRow(row).job)
         }
         return (jobs, next)
+    }
+
+    /// Publishes a running step's progress, if `owner` still holds the job.
+    public func updateProgress(id: UUID, owner: String, progress: StepProgress) async throws {
+        try await client.query("""
+            UPDATE jobs SET progress = \(try DreamdJSON.string(progress.counters))::jsonb,
+                partial_output = COALESCE(\(progress.partialOutput), partial_output)
+            WHERE id = \(id) AND lease_owner = \(owner)
+            """, logger: logger)
+    }
+
+    /// The streamed output of a job from character `offset` on, and whether the job is final.
+    public func output(id: UUID, from offset: Int) async throws -> (text: String, length: Int, state: JobState)? {
+        let rows = try await client.query("""
+            SELECT COALESCE(substr(COALESCE(result->>'text', partial_output, ''), \(offset + 1)::int), ''),
+                   length(COALESCE(result->>'text', partial_output, '')), state
+            FROM jobs WHERE id = \(id)
+            """, logger: logger)
+        for try await (text, length, state) in rows.decode((String, Int, String).self) {
+            return (text, length, JobState(rawValue: state) ?? .failed)
+        }
+        return nil
     }
 
     /// The audit trail of a job, oldest first.

@@ -73,7 +73,7 @@ struct DreamlookCallbackTests {
     @Test("forged callbacks change nothing: unknown tokens get 404, a leaked URL cannot forge a result")
     func forgedCallbacks() async throws {
         try await TestDatabase.with { db in
-            try await withSimulator(queueTime: .seconds(3), runTime: .seconds(1)) { sim in
+            try await withSimulator(queueTime: .seconds(8), runTime: .seconds(1)) { sim in
                 try await withDaemon(database: db, simulator: sim, overrides: Self.slowPolling) { daemon in
                     let id = try #require(try await daemon.submit(imageGenBody()).json["id"]?.stringValue)
                     #expect(try await eventually { try await daemon.job(id)["state"]?.stringValue == "running" })

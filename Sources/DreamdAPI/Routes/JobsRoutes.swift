@@ -19,6 +19,7 @@ public struct JobsRoutes: Sendable {
         group.get("jobs/:id", use: get)
         group.get("jobs/:id/events", use: events)
         group.post("jobs/:id/cancel", use: cancel)
+        group.get("jobs/:id/output", use: output)
     }
 
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -108,6 +109,21 @@ public struct JobsRoutes: Sendable {
         case .notFound:
             throw APIError.notFound("no job \(id.uuidString.lowercased())")
         }
+    }
+
+    /// The text a streaming job has produced so far (the full text once it succeeded), from `offset` on.
+    @Sendable func output(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try Self.jobID(context)
+        var offset = 0
+        if let text = request.uri.queryParameters["offset"] {
+            guard let value = Int(text), value >= 0 else { throw APIError.badRequest("offset must be a non-negative integer", code: "invalid_parameter") }
+            offset = value
+        }
+        guard let output = try await jobs.output(id: id, from: offset) else { throw APIError.notFound("no job \(id.uuidString.lowercased())") }
+        return try JSONResponse.make([
+            "text": .string(output.text), "offset": .number(Double(offset)), "length": .number(Double(output.length)),
+            "state": .string(output.state.rawValue), "final": .bool(output.state.isFinal),
+        ] as JSONValue)
     }
 
     static func jobID(_ context: APIRequestContext) throws -> UUID {

@@ -52,6 +52,10 @@ public struct Daemon: Sendable {
                 usesCallbacks: configuration.callbacksEnabled,
                 callbackPollCap: configuration.callbackPollIntervalCap
             ),
+            DreamGenExecutor(client: DreamGenClient(
+                baseURL: configuration.dreamgenBaseURL, apiKey: configuration.dreamgenAPIKey, httpClient: httpClient,
+                timeout: configuration.completionTimeout, idleTimeout: configuration.completionIdleTimeout
+            )),
         ])
     }
 

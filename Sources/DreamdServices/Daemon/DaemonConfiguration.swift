@@ -30,6 +30,10 @@ public struct DaemonConfiguration: Sendable {
     public var callbackPollIntervalCap: Duration
     public var dreamlookRequestsPerSecond: Double
     public var checkpointRetention: Duration
+    public var dreamgenBaseURL: String
+    public var dreamgenAPIKey: String?
+    public var completionIdleTimeout: Duration
+    public var completionTimeout: Duration
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
@@ -85,6 +89,11 @@ public struct DaemonConfiguration: Sendable {
         }
         dreamlookRequestsPerSecond = parsedRate
         checkpointRetention = try reader.duration("DREAMD_CHECKPOINT_RETENTION", default: .seconds(48 * 3600))
+        dreamgenBaseURL = reader.string("DREAMGEN_BASE_URL") ?? "https://dreamgen.com"
+        try Self.checkURL(dreamgenBaseURL, key: "DREAMGEN_BASE_URL")
+        dreamgenAPIKey = reader.string("DREAMGEN_API_KEY")
+        completionIdleTimeout = try reader.duration("DREAMD_COMPLETION_IDLE_TIMEOUT", default: .seconds(30))
+        completionTimeout = try reader.duration("DREAMD_COMPLETION_TIMEOUT", default: .seconds(600))
     }
 
     static func checkURL(_ text: String, key: String) throws(ConfigurationError) {

@@ -138,7 +138,10 @@ public final class JobWorker: Service, Sendable {
                 logger.warning("could not create a callback token; submitting without a callback", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
-        let outcome = isSubmission ? await executor.submit(claimed, logger: logger) : await executor.poll(claimed, logger: logger)
+        let progress = ProgressWriter(store: store, jobID: claimed.job.id, owner: configuration.owner, logger: logger)
+        let context = StepContext(logger: logger, reportProgress: { await progress.report($0) })
+        let outcome = isSubmission ? await executor.submit(claimed, context: context) : await executor.poll(claimed, context: context)
+        await progress.flush()
         for attempt in 1...5 {
             do {
                 let job = try await store.record(outcome, for: claimed, provider: executor.provider, owner: configuration.owner,

@@ -126,16 +126,21 @@ struct Jobs: AsyncParsableCommand {
     }
 
     struct Wait: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Wait until a job is final; exits 0 only if it succeeded.")
+        static let configuration = CommandConfiguration(
+            abstract: "Wait until a job is final; exits 0 only if it succeeded.",
+            discussion: "For a completion job the text is printed as it arrives; other jobs print as JSON when final."
+        )
         @OptionGroup var api: APIOptions
         @Argument(help: "Job id.") var id: String
         @Option(help: "Give up after this long, e.g. 10m.") var timeout = "1h"
+        @Flag(help: "Print the final job as JSON (also for completion jobs).") var json = false
 
         func run() async throws {
             let limit = try DurationParser.parse(timeout)
             let clock = ContinuousClock()
             let deadline = clock.now + limit
             var lastState = ""
+            var printed = 0
             while true {
                 let job = try await api.call(.GET, "/v1/jobs/\(id)")
                 let state = job["state"]?.stringValue ?? ""
@@ -143,8 +148,21 @@ struct Jobs: AsyncParsableCommand {
                     printError("\(DreamdJSON.formatDate(Date()))  \(state)")
                     lastState = state
                 }
+                let streams = job["kind"]?.stringValue == JobKind.completion.rawValue && !json
+                if streams {
+                    let output = try await api.call(.GET, "/v1/jobs/\(id)/output?offset=\(printed)")
+                    if let text = output["text"]?.stringValue, !text.isEmpty {
+                        FileHandle.standardOutput.write(Data(text.utf8))
+                        printed += text.unicodeScalars.count
+                    }
+                }
                 if let parsed = JobState(rawValue: state), parsed.isFinal {
-                    try printJSON(job)
+                    if streams {
+                        print("")
+                        if let error = job["error"]?["message"]?.stringValue { printError("dreamd: \(error)") }
+                    } else {
+                        try printJSON(job)
+                    }
                     if parsed != .succeeded { throw ExitCode.failure }
                     return
                 }

@@ -22,6 +22,11 @@ struct Sim: AsyncParsableCommand {
     @Option(help: "Share of callbacks sent twice (0-1).") var callbackDuplicateRate = 0.0
     @Option(help: "Share of jobs that also get a stale callback after the final one (0-1).") var callbackReorderRate = 0.0
     @Option(help: "Delay between a job finishing and its callback, e.g. 2s.") var callbackDelay = "0s"
+    @Option(help: "Bearer key DreamGen requests must carry (default: any).") var dreamgenKey: String?
+    @Option(help: "DreamGen stream style: delta or cumulative.") var dreamgenStyle = "delta"
+    @Option(help: "Time between DreamGen tokens, e.g. 20ms.") var dreamgenTokenInterval = "20ms"
+    @Option(help: "DreamGen: fail mid-stream after this many tokens.") var dreamgenErrorAfter: Int?
+    @Option(help: "DreamGen: stall after this many tokens.") var dreamgenStallAfter: Int?
 
     func run() async throws {
         LoggingSetup.bootstrap()
@@ -49,6 +54,14 @@ struct Sim: AsyncParsableCommand {
         configuration.faults.serverErrorRate = serverErrorRate
         configuration.faults.createThenFailRate = createThenFailRate
         configuration.faults.jobFailureRate = failureRate
+        configuration.dreamgenAPIKey = dreamgenKey
+        guard let style = DreamGenSimulator.StreamStyle(rawValue: dreamgenStyle) else {
+            throw ValidationError("--dreamgen-style must be delta or cumulative")
+        }
+        configuration.dreamgen.style = style
+        do { configuration.dreamgen.tokenInterval = try DurationParser.parse(dreamgenTokenInterval) } catch { throw ValidationError("\(error)") }
+        configuration.dreamgen.errorAfterTokens = dreamgenErrorAfter
+        configuration.dreamgen.stallAfterTokens = dreamgenStallAfter
         configuration.faults.callbackDropRate = callbackDropRate
         configuration.faults.callbackDuplicateRate = callbackDuplicateRate
         configuration.faults.callbackReorderRate = callbackReorderRate

@@ -19,6 +19,7 @@ func withSimulator<T: Sendable>(
     var configuration = Simulator.Configuration()
     configuration.port = 0
     configuration.dreamlookAPIKey = dreamlookKey
+    configuration.dreamgenAPIKey = "dg-test"
     configuration.queueTime = queueTime
     configuration.runTime = runTime
     let simulator = Simulator(configuration: configuration)
@@ -93,6 +94,8 @@ func testEnvironment(database: TestDatabase, dreamlookURL: String, overrides: [S
         "DREAMD_LISTEN": "127.0.0.1:0",
         "DREAMLOOK_BASE_URL": dreamlookURL,
         "DREAMLOOK_API_KEY": "dl-test",
+        "DREAMGEN_BASE_URL": dreamlookURL,
+        "DREAMGEN_API_KEY": "dg-test",
         "DREAMD_POLL_INTERVAL": "100ms",
         "DREAMD_POLL_INTERVAL_MAX": "300ms",
         "DREAMD_RETRY_BACKOFF": "50ms",
