@@ -6,7 +6,7 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     public enum ParseError: Error, CustomStringConvertible {
         case invalid(String)
         public var description: String {
-            switch self { case .invalid(let why): "DATABASE_URL: \(why)" }
+            switch self { case .invalid(let why): why }
         }
     }
 

@@ -140,13 +140,13 @@ extension JobStore {
             """, logger: logger).collect()
     }
 
-    /// Gives back the leases `owner` holds without recording an outcome (graceful drain):
-    /// a job that was being submitted goes back to `queued` and keeps its attempt count.
+    /// Gives back the leases `owner` holds without recording an outcome (graceful drain): a job that was
+    /// being submitted goes back to `queued` and keeps its attempt count, so its next attempt first looks
+    /// for the submission upstream; a running job is polled again.
     public func release(ids: [UUID], owner: String) async throws {
         guard !ids.isEmpty else { return }
         try await client.query("""
             UPDATE jobs SET state = CASE WHEN state = 'submitting' THEN 'queued' ELSE state END,
-                attempt = CASE WHEN state = 'submitting' THEN greatest(attempt - 1, 0) ELSE attempt END,
                 lease_owner = NULL, lease_expires_at = NULL,
                 audit_actor = 'worker', audit_detail = '{"reason": "released on shutdown"}'::jsonb
             WHERE id = ANY(\(ids)::uuid[]) AND lease_owner = \(owner)

@@ -4,11 +4,15 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Process-wide logging: `DREAMD_LOG_LEVEL` (default info) to standard error.
+/// Process-wide logging to standard error: `DREAMD_LOG_LEVEL` (default info) and
+/// `DREAMD_LOG_FORMAT` (`text`, the default, or `json`: one object per line).
 enum LoggingSetup {
     static func bootstrap() {
-        let level = ProcessInfo.processInfo.environment["DREAMD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let environment = ProcessInfo.processInfo.environment
+        let level = environment["DREAMD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        let json = environment["DREAMD_LOG_FORMAT"]?.lowercased() == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

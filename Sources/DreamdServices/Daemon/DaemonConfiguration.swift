@@ -34,10 +34,19 @@ public struct DaemonConfiguration: Sendable {
     public var dreamgenAPIKey: String?
     public var completionIdleTimeout: Duration
     public var completionTimeout: Duration
+    /// How long a graceful stop lets running steps finish before giving their leases back.
+    public var drainTimeout: Duration
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
         let reader = EnvironmentReader(environment)
+        if let level = reader.string("DREAMD_LOG_LEVEL"),
+           !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level.lowercased()) {
+            throw ConfigurationError(key: "DREAMD_LOG_LEVEL", message: "must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
+        }
+        if let format = reader.string("DREAMD_LOG_FORMAT"), !["json", "text"].contains(format.lowercased()) {
+            throw ConfigurationError(key: "DREAMD_LOG_FORMAT", message: "must be json or text, got \(format)")
+        }
         guard let databaseText = reader.string("DATABASE_URL") else {
             throw ConfigurationError(key: "DATABASE_URL", message: "is required (postgres://user:pass@host:port/db)")
         }
@@ -94,12 +103,48 @@ public struct DaemonConfiguration: Sendable {
         dreamgenAPIKey = reader.string("DREAMGEN_API_KEY")
         completionIdleTimeout = try reader.duration("DREAMD_COMPLETION_IDLE_TIMEOUT", default: .seconds(30))
         completionTimeout = try reader.duration("DREAMD_COMPLETION_TIMEOUT", default: .seconds(600))
+        drainTimeout = try reader.duration("DREAMD_DRAIN_TIMEOUT", default: .seconds(60))
+        worker.drainTimeout = drainTimeout
     }
 
     static func checkURL(_ text: String, key: String) throws(ConfigurationError) {
         guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw ConfigurationError(key: key, message: "must be an http(s) URL, got \(text)")
         }
+    }
+}
+
+extension DaemonConfiguration {
+    /// Every setting's effective value, secrets redacted, for `dreamd config check`.
+    public var redactedSummary: [(key: String, value: String)] {
+        func secret(_ value: String?) -> String { value.map { $0.isEmpty ? "(empty)" : "***(\($0.count) chars)" } ?? "(unset)" }
+        return [
+            ("DATABASE_URL", databaseURL.description),
+            ("DREAMD_LISTEN", "\(listenHost):\(listenPort)"),
+            ("DREAMD_PUBLIC_URL", publicURL + (publicURLIsExplicit ? "" : " (derived)")),
+            ("DREAMD_CALLBACKS", callbacksEnabled ? "on" : "off"),
+            ("DREAMLOOK_BASE_URL", dreamlookBaseURL),
+            ("DREAMLOOK_API_KEY", secret(dreamlookAPIKey)),
+            ("DREAMGEN_BASE_URL", dreamgenBaseURL),
+            ("DREAMGEN_API_KEY", secret(dreamgenAPIKey)),
+            ("DREAMD_DATA_DIR", dataDirectory),
+            ("DREAMD_POLL_INTERVAL", DurationParser.format(pollInterval)),
+            ("DREAMD_POLL_INTERVAL_MAX", DurationParser.format(pollIntervalCap)),
+            ("DREAMD_CALLBACK_POLL_INTERVAL_MAX", DurationParser.format(callbackPollIntervalCap)),
+            ("DREAMD_DREAMLOOK_RATE", "\(dreamlookRequestsPerSecond)"),
+            ("DREAMD_CHECKPOINT_RETENTION", DurationParser.format(checkpointRetention)),
+            ("DREAMD_UPSTREAM_TIMEOUT", DurationParser.format(upstreamTimeout)),
+            ("DREAMD_COMPLETION_IDLE_TIMEOUT", DurationParser.format(completionIdleTimeout)),
+            ("DREAMD_COMPLETION_TIMEOUT", DurationParser.format(completionTimeout)),
+            ("DREAMD_WORKER_CONCURRENCY", "\(worker.concurrency)"),
+            ("DREAMD_CLAIM_BATCH", "\(worker.batchSize)"),
+            ("DREAMD_LEASE_DURATION", DurationParser.format(worker.leaseDuration)),
+            ("DREAMD_IDLE_POLL", DurationParser.format(worker.idlePollInterval)),
+            ("DREAMD_RETRY_BACKOFF", DurationParser.format(worker.retryBackoff.base)),
+            ("DREAMD_RETRY_BACKOFF_MAX", DurationParser.format(worker.retryBackoff.cap)),
+            ("DREAMD_DRAIN_TIMEOUT", DurationParser.format(drainTimeout)),
+            ("DREAMD_DB_MAX_CONNECTIONS", "\(databaseMaxConnections)"),
+        ]
     }
 }
 

@@ -42,15 +42,31 @@ public final class JobWorker: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeatLoop() }
                 await self.claimLoop(&group)
-                // Draining: running steps finish and record their outcome.
-                while self.inFlightCount > 0, !Task.isCancelled {
-                    await self.wake.wait(timeout: .milliseconds(200))
-                }
+                await self.drain()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
             self.wake.signal()
+        }
+    }
+
+    /// Lets running steps finish and record their outcome, up to the drain timeout; then gives the
+    /// leases of what is still running back (a job caught mid-submission keeps its attempt count, so
+    /// its next attempt looks for the earlier submission upstream before sending it again).
+    private func drain() async {
+        let deadline = ContinuousClock.now + configuration.drainTimeout
+        if inFlightCount > 0 { logger.info("draining", metadata: ["running": "\(inFlightCount)"]) }
+        while inFlightCount > 0, !Task.isCancelled, ContinuousClock.now < deadline {
+            await wake.wait(timeout: .milliseconds(100))
+        }
+        let unfinished = Array(inFlight.withLock { $0 })
+        guard !unfinished.isEmpty else { return }
+        do {
+            try await store.release(ids: unfinished, owner: configuration.owner)
+            logger.notice("drain timeout: gave back leases of unfinished steps", metadata: ["jobs": "\(unfinished.count)"])
+        } catch {
+            logger.warning("could not give back leases; they will expire", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 

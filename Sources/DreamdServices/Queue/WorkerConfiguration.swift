@@ -19,6 +19,8 @@ public struct WorkerConfiguration: Sendable {
     public var retryBackoff: BackoffPolicy
     /// This worker's name in `jobs.lease_owner`.
     public var owner: String
+    /// On a graceful stop, how long running steps may take to finish before their leases are given back.
+    public var drainTimeout: Duration = .seconds(60)
 
     public init(
         concurrency: Int = 16, batchSize: Int = 10, leaseDuration: Duration = .seconds(30),
