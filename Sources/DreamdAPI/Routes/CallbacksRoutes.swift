@@ -3,6 +3,7 @@ import DreamdStore
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 
 /// `POST /callbacks/{provider}/{token}`: an upstream reports that a job finished.
 ///
@@ -36,6 +37,7 @@ public struct CallbacksRoutes: Sendable {
         let buffer = try await request.collectBody(upTo: Self.bodyLimit)
         let text = String(buffer: buffer)
         let payload = try? DreamdJSON.decode(JSONValue.self, from: text)
+        Counter(label: "dreamd_callbacks_received_total", dimensions: [("provider", provider)]).increment()
         guard let received = try await callbacks.receive(
             provider: provider, token: token, payload: text,
             upstreamJobID: payload?["job_id"]?.stringValue, upstreamState: payload?["state"]?.stringValue

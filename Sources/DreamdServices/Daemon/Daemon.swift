@@ -7,6 +7,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import Prometheus
 import ServiceLifecycle
 
 /// Wires the daemon: one `ServiceGroup` with the database client first (it must outlive the
@@ -25,10 +26,13 @@ public struct Daemon: Sendable {
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
     public let migrations: MigrationRunner
+    /// Where `/metrics` reads from; the process bootstraps swift-metrics with it (`serve` does).
+    public let metricsRegistry: PrometheusCollectorRegistry?
     let logger: Logger
 
-    public init(configuration: DaemonConfiguration, migrations: MigrationRunner, logger: Logger) throws {
+    public init(configuration: DaemonConfiguration, migrations: MigrationRunner, metricsRegistry: PrometheusCollectorRegistry? = nil, logger: Logger) throws {
         self.configuration = configuration
+        self.metricsRegistry = metricsRegistry
         self.migrations = migrations
         self.logger = logger
         postgres = PostgresClient(configuration: try configuration.databaseURL.clientConfiguration(
@@ -75,6 +79,12 @@ public struct Daemon: Sendable {
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
         let router = APIRouter.build(jobs: jobs, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
                                      registry: registry, readiness: { await self.readiness() })
+        if let registry = metricsRegistry {
+            router.get("metrics") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                         body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            }
+        }
         let callbackEndpoint = self.callbackEndpoint
         let configuration = self.configuration
         return Application(
@@ -104,6 +114,7 @@ public struct Daemon: Sendable {
             HTTPClientService(client: httpClient),
             JobNotificationListener(client: postgres, wake: wake, logger: logger),
             worker(),
+            QueueSampler(client: postgres, logger: logger),
             apiApplication(onServerRunning: onServerRunning),
         ]
     }

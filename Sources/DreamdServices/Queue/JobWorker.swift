@@ -2,6 +2,7 @@ import DreamdCore
 import DreamdStore
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -84,8 +85,11 @@ public final class JobWorker: Service, Sendable {
             var claimed: [ClaimedJob] = []
             if wanted > 0 {
                 do {
+                    let started = ContinuousClock.now
                     claimed = try await store.claim(kinds: registry.kinds, limit: wanted, owner: configuration.owner,
                                                     leaseDuration: configuration.leaseDuration)
+                    Timer(label: "dreamd_claim_duration_seconds").recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
+                    Counter(label: "dreamd_jobs_claimed_total").increment(by: claimed.count)
                     failures = 0
                 } catch {
                     failures += 1
@@ -163,6 +167,10 @@ public final class JobWorker: Service, Sendable {
                 let job = try await store.record(outcome, for: claimed, provider: executor.provider, owner: configuration.owner,
                                                  backoff: configuration.retryBackoff, actor: isSubmission ? .worker : .poller)
                 if let job {
+                    if !isSubmission { Counter(label: "dreamd_polls_total", dimensions: [("kind", job.kind.rawValue)]).increment() }
+                    if job.state != claimed.job.state {
+                        Counter(label: "dreamd_job_transitions_total", dimensions: [("kind", job.kind.rawValue), ("state", job.state.rawValue)]).increment()
+                    }
                     if job.state != claimed.job.state || job.state.isFinal {
                         logger.info("job \(job.state.rawValue)", metadata: job.error.map { ["error": "\($0.code): \($0.message)"] } ?? [:])
                     }

@@ -41,11 +41,14 @@ public struct DreamGenClient: Sendable {
         if let apiKey, !apiKey.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(apiKey)") }
         request.body = .bytes(ByteBuffer(data: try DreamdJSON.encoder().encode(body)))
         let response: HTTPClientResponse
+        let started = ContinuousClock.now
         do {
             response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
         } catch {
+            UpstreamMetrics.record(upstream: Self.provider, status: "transport_error", since: started)
             throw UpstreamError.transport(provider: Self.provider, error, requestMayHaveBeenSent: true)
         }
+        UpstreamMetrics.record(upstream: Self.provider, status: "\(response.status.code)", since: started)
         guard (200..<300).contains(response.status.code) else {
             let text = (try? await response.body.collect(upTo: 64 << 10)).map { String(buffer: $0) } ?? ""
             if response.status == .tooManyRequests, let gate {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DreamdCore
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
@@ -51,11 +52,14 @@ public struct JSONHTTP: Sendable {
             }
         }
         let response: HTTPClientResponse
+        let started = ContinuousClock.now
         do {
             response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
         } catch {
+            UpstreamMetrics.record(upstream: provider, status: "transport_error", since: started)
             throw UpstreamError.transport(provider: provider, error, requestMayHaveBeenSent: method == .POST)
         }
+        UpstreamMetrics.record(upstream: provider, status: "\(response.status.code)", since: started)
         let buffer: ByteBuffer
         do {
             buffer = try await response.body.collect(upTo: maxResponseBytes)

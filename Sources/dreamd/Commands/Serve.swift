@@ -3,6 +3,8 @@ import DreamdServices
 import DreamdStore
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the daemon: HTTP API, workers and pollers, until SIGTERM.")
@@ -21,7 +23,9 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(78)
         }
         let migrations = try MigrationRunner(directory: MigrationRunner.locateDirectory(explicit: migrationsDir))
-        let daemon = try Daemon(configuration: configuration, migrations: migrations, logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let daemon = try Daemon(configuration: configuration, migrations: migrations, metricsRegistry: registry, logger: logger)
         try await daemon.run(startupCheck: true) { port in
             logger.info("dreamd listening", metadata: ["address": "\(configuration.listenHost):\(port)", "database": "\(configuration.databaseURL)"])
         }

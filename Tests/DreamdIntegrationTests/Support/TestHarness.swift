@@ -10,6 +10,8 @@ import NIOFoundationCompat
 import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
+import Metrics
+import Prometheus
 
 /// Runs the simulator on a free loopback port for the duration of `body`.
 func withSimulator<T: Sendable>(
@@ -117,7 +119,8 @@ func withDaemon<T: Sendable>(
     _ body: @Sendable (RunningDaemon) async throws -> T
 ) async throws -> T {
     let configuration = try DaemonConfiguration(environment: testEnvironment(database: database, dreamlookURL: simulator.baseURL, overrides: overrides))
-    let daemon = try Daemon(configuration: configuration, migrations: try TestDatabase.migrations(), logger: database.logger)
+    let daemon = try Daemon(configuration: configuration, migrations: try TestDatabase.migrations(),
+                            metricsRegistry: TestMetrics.registry, logger: database.logger)
     let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
     let group = ServiceGroup(services: daemon.services { port in readyContinuation.yield(port) }, logger: database.logger)
     let token = try await database.keys.create(name: "test").token
@@ -142,4 +145,27 @@ func withDaemon<T: Sendable>(
 /// A valid `image_gen` job body.
 func imageGenBody(prompt: String = "a watercolor fox", extra: String = "") -> String {
     #"{"kind": "image_gen", "params": {"prompt": "\#(prompt)", "num_samples": 2, "width": 512, "height": 512, "base_model": "sd-1.5"}\#(extra)}"#
+}
+
+/// One Prometheus registry for the test process (swift-metrics can be bootstrapped once per process).
+enum TestMetrics {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+}
+
+/// A plain GET returning the body as text (for non-JSON routes such as /metrics).
+struct HTTPClientRequestBuilder {
+    var request: HTTPClientRequest
+
+    static func get(_ url: String) -> HTTPClientRequestBuilder {
+        HTTPClientRequestBuilder(request: HTTPClientRequest(url: url))
+    }
+
+    mutating func text() async throws -> String {
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return String(buffer: try await response.body.collect(upTo: 16 << 20))
+    }
 }

@@ -1,0 +1,88 @@
+import DreamdCore
+import DreamdServices
+import DreamdStore
+import Foundation
+import ServiceLifecycle
+import Testing
+
+@Suite("Operations")
+struct OperationsTests {
+    @Test("/metrics exposes jobs, claims, upstream calls and callbacks in Prometheus format")
+    func metrics() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_CALLBACKS": "on"]) { daemon in
+                    let id = try #require(try await daemon.submit(imageGenBody()).json["id"]?.stringValue)
+                    #expect(try await daemon.waitFinal(id)["state"]?.stringValue == "succeeded")
+                    var request = HTTPClientRequestBuilder.get(daemon.baseURL + "/metrics")
+                    let text = try await request.text()
+                    for name in ["dreamd_job_transitions_total", "dreamd_claim_duration_seconds", "dreamd_upstream_requests_total",
+                                 "dreamd_upstream_request_duration_seconds", "dreamd_callbacks_received_total", "dreamd_jobs_claimed_total"] {
+                        #expect(text.contains(name), "missing \(name)")
+                    }
+                    #expect(text.contains(#"dreamd_job_transitions_total{kind="image_gen",state="succeeded"}"#))
+                    #expect(text.contains(#"upstream="dreamlook""#))
+                }
+            }
+        }
+    }
+
+    @Test("bad configuration stops start-up with a message naming the key", arguments: [
+        ("DREAMD_POLL_INTERVAL", "5 parsecs"), ("DREAMD_LISTEN", "nowhere"), ("DREAMD_WORKER_CONCURRENCY", "-1"),
+        ("DREAMD_LOG_FORMAT", "xml"), ("DREAMLOOK_BASE_URL", "ftp://x"), ("DREAMD_CALLBACKS", "sometimes"),
+        ("DATABASE_URL", "mysql://x"), ("DREAMD_LEASE_DURATION", "1s"),
+    ])
+    func configurationErrors(key: String, value: String) throws {
+        var environment = ["DATABASE_URL": "postgres://u@localhost/db"]
+        environment[key] = value
+        #expect {
+            _ = try DaemonConfiguration(environment: environment)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+
+    @Test("config check redacts secrets")
+    func redaction() throws {
+        let configuration = try DaemonConfiguration(environment: [
+            "DATABASE_URL": "postgres://dreamd:hunter2@db:5432/dreamd", "DREAMLOOK_API_KEY": "dl-very-secret", "DREAMGEN_API_KEY": "dg-also-secret",
+        ])
+        let printed = configuration.redactedSummary.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
+        #expect(!printed.contains("hunter2") && !printed.contains("dl-very-secret") && !printed.contains("dg-also-secret"))
+        #expect(printed.contains("DREAMLOOK_API_KEY=***"))
+    }
+
+    @Test("a graceful stop lets steps finish within the drain timeout, then gives leases back; a restart finishes the job")
+    func drain() async throws {
+        try await TestDatabase.with { db in
+            guard case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:])) else { return }
+            var configuration = WorkerConfiguration(
+                concurrency: 2, leaseDuration: .seconds(30), heartbeatInterval: .seconds(1), idlePollInterval: .milliseconds(100),
+                maintenanceInterval: .seconds(10), owner: "draining"
+            )
+            configuration.drainTimeout = .milliseconds(500)
+            let slow = JobWorker(store: db.jobs, registry: ExecutorRegistry([CountingExecutor(behaviour: .hang(.seconds(10)))]),
+                                 configuration: configuration, logger: db.logger)
+            let group = ServiceGroup(services: [slow], logger: db.logger)
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(try await eventually { try await db.jobs.job(id: job.id)?.state == .submitting })
+                let stopping = ContinuousClock.now
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                #expect(ContinuousClock.now - stopping < .seconds(5))
+            }
+            let released = try #require(try await db.jobs.job(id: job.id))
+            #expect(released.state == .queued)
+            #expect(released.attempt == 1)
+            #expect(try await db.values("SELECT count(*)::int FROM jobs WHERE lease_owner IS NOT NULL", as: Int.self) == [0])
+            // A restarted worker finishes it; its attempt counts on, so an upstream submission would be looked up first.
+            let executor = CountingExecutor()
+            try await withWorkers([fastWorker(db, executor: executor, owner: "restarted")], logger: db.logger) {
+                let done = try await eventually { try await db.jobs.job(id: job.id)?.state == .succeeded }
+                #expect(done)
+            }
+            #expect(try await db.jobs.job(id: job.id)?.attempt == 2)
+        }
+    }
+}
