@@ -8,13 +8,13 @@ import Logging
 public enum APIRouter {
     public static func build(
         jobs: JobStore, keys: APIKeyStore, callbacks: CallbackStore, checkpoints: CheckpointStore,
-        registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe
+        registry: ExecutorRegistry, rateLimiter: KeyRateLimiter? = nil, readiness: @escaping HealthRoutes.ReadinessProbe
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         HealthRoutes(probe: readiness).register(on: router)
         CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry).register(on: router)
-        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter))
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         return router

@@ -3,6 +3,22 @@ import Foundation
 import Logging
 import PostgresNIO
 
+/// What a key may do: `admin` ⊃ `submit` ⊃ `read`.
+public enum APIKeyScope: String, Sendable, Codable, CaseIterable, Comparable {
+    /// GET routes.
+    case read
+    /// `read`, plus creating, changing and cancelling jobs and schedules.
+    case submit
+    /// Everything, including webhook subscriptions, deliveries and upstream controls.
+    case admin
+
+    var rank: Int { switch self { case .read: 0; case .submit: 1; case .admin: 2 } }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
+
+    /// Whether a key of this scope may use a route that needs `required`.
+    public func allows(_ required: APIKeyScope) -> Bool { self >= required }
+}
+
 /// An API key as listed: never its token.
 public struct APIKey: Sendable, Codable, Hashable {
     public var id: UUID
@@ -10,9 +26,10 @@ public struct APIKey: Sendable, Codable, Hashable {
     public var prefix: String
     public var createdAt: Date
     public var revokedAt: Date?
+    public var scope: APIKeyScope = .admin
 
     enum CodingKeys: String, CodingKey {
-        case id, name, prefix
+        case id, name, prefix, scope
         case createdAt = "created_at"
         case revokedAt = "revoked_at"
     }
@@ -41,25 +58,26 @@ public struct APIKeyStore: Sendable {
     }
 
     /// Creates a key. The returned token is the only time it is ever visible.
-    public func create(name: String) async throws -> (key: APIKey, token: String) {
+    public func create(name: String, scope: APIKeyScope = .admin) async throws -> (key: APIKey, token: String) {
         let token = Self.newToken()
         let id = UUID()
         let prefix = String(token.prefix(12))
         let rows = try await client.query("""
-            INSERT INTO api_keys (id, name, token_hash, token_prefix) VALUES (\(id), \(name), \(Self.hash(token)), \(prefix))
+            INSERT INTO api_keys (id, name, token_hash, token_prefix, scope)
+            VALUES (\(id), \(name), \(Self.hash(token)), \(prefix), \(scope.rawValue))
             RETURNING created_at
             """, logger: logger)
         var createdAt = Date()
         for try await value in rows.decode(Date.self) { createdAt = value }
-        return (APIKey(id: id, name: name, prefix: prefix, createdAt: createdAt, revokedAt: nil), token)
+        return (APIKey(id: id, name: name, prefix: prefix, createdAt: createdAt, revokedAt: nil, scope: scope), token)
     }
 
     public func list() async throws -> [APIKey] {
         let rows = try await client.query(
-            "SELECT id, name, token_prefix, created_at, revoked_at FROM api_keys ORDER BY created_at", logger: logger)
+            "SELECT id, name, token_prefix, created_at, revoked_at, scope FROM api_keys ORDER BY created_at", logger: logger)
         var keys: [APIKey] = []
-        for try await (id, name, prefix, created, revoked) in rows.decode((UUID, String, String, Date, Date?).self) {
-            keys.append(APIKey(id: id, name: name, prefix: prefix, createdAt: created, revokedAt: revoked))
+        for try await (id, name, prefix, created, revoked, scope) in rows.decode((UUID, String, String, Date, Date?, String).self) {
+            keys.append(APIKey(id: id, name: name, prefix: prefix, createdAt: created, revokedAt: revoked, scope: APIKeyScope(rawValue: scope) ?? .read))
         }
         return keys
     }
@@ -79,11 +97,11 @@ public struct APIKeyStore: Sendable {
     public func authenticate(token: String) async throws -> APIKey? {
         guard token.hasPrefix("dmd_"), token.count < 200 else { return nil }
         let rows = try await client.query("""
-            SELECT id, name, token_prefix, created_at, revoked_at FROM api_keys
+            SELECT id, name, token_prefix, created_at, revoked_at, scope FROM api_keys
             WHERE token_hash = \(Self.hash(token)) AND revoked_at IS NULL
             """, logger: logger)
-        for try await (id, name, prefix, created, revoked) in rows.decode((UUID, String, String, Date, Date?).self) {
-            return APIKey(id: id, name: name, prefix: prefix, createdAt: created, revokedAt: revoked)
+        for try await (id, name, prefix, created, revoked, scope) in rows.decode((UUID, String, String, Date, Date?, String).self) {
+            return APIKey(id: id, name: name, prefix: prefix, createdAt: created, revokedAt: revoked, scope: APIKeyScope(rawValue: scope) ?? .read)
         }
         return nil
     }

@@ -86,3 +86,43 @@ struct OperationsTests {
         }
     }
 }
+
+@Suite("Security")
+struct SecurityTests {
+    @Test("scopes: read keys read, submit keys submit, and neither administers")
+    func scopes() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim) { daemon in
+                    let reader = try await db.keys.create(name: "reader", scope: .read).token
+                    let submitter = try await db.keys.create(name: "submitter", scope: .submit).token
+                    #expect(try await daemon.request(.GET, "/v1/jobs", token: reader).status == 200)
+                    let refused = try await daemon.request(.POST, "/v1/jobs", body: imageGenBody(), token: reader)
+                    #expect(refused.status == 403)
+                    #expect(refused.json["error"]?["code"]?.stringValue == "forbidden")
+                    let created = try await daemon.request(.POST, "/v1/jobs", body: imageGenBody(), token: submitter)
+                    #expect(created.status == 201)
+                    let id = try #require(created.json["id"]?.stringValue)
+                    #expect(try await daemon.request(.POST, "/v1/jobs/\(id)/cancel", token: reader).status == 403)
+                    #expect(try await daemon.request(.POST, "/v1/subscriptions", body: "{}", token: submitter).status == 403)
+                }
+            }
+        }
+    }
+
+    @Test("each key is held to its request rate with 429 and Retry-After")
+    func rateLimit() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_API_RATE_LIMIT": "1", "DREAMD_API_RATE_BURST": "5"]) { daemon in
+                    var statuses: [Int] = []
+                    for _ in 0..<8 { statuses.append(try await daemon.request(.GET, "/v1/jobs").status) }
+                    #expect(statuses.prefix(5).allSatisfy { $0 == 200 })
+                    #expect(statuses.suffix(3).allSatisfy { $0 == 429 })
+                    let other = try await db.keys.create(name: "other").token
+                    #expect(try await daemon.request(.GET, "/v1/jobs", token: other).status == 200)
+                }
+            }
+        }
+    }
+}

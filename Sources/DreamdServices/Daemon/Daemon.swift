@@ -77,8 +77,10 @@ public struct Daemon: Sendable {
 
     /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
+        let rateLimiter = configuration.apiRateLimit > 0
+            ? KeyRateLimiter(rate: configuration.apiRateLimit, burst: configuration.apiRateBurst) : nil
         let router = APIRouter.build(jobs: jobs, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
-                                     registry: registry, readiness: { await self.readiness() })
+                                     registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() })
         if let registry = metricsRegistry {
             router.get("metrics") { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -34,6 +34,9 @@ public struct DaemonConfiguration: Sendable {
     public var dreamgenAPIKey: String?
     public var completionIdleTimeout: Duration
     public var completionTimeout: Duration
+    /// Requests per second (and burst) each API key may make; 0 turns the limit off.
+    public var apiRateLimit: Double
+    public var apiRateBurst: Double
     /// How long a graceful stop lets running steps finish before giving their leases back.
     public var drainTimeout: Duration
 
@@ -104,6 +107,12 @@ public struct DaemonConfiguration: Sendable {
         completionIdleTimeout = try reader.duration("DREAMD_COMPLETION_IDLE_TIMEOUT", default: .seconds(30))
         completionTimeout = try reader.duration("DREAMD_COMPLETION_TIMEOUT", default: .seconds(600))
         drainTimeout = try reader.duration("DREAMD_DRAIN_TIMEOUT", default: .seconds(60))
+        let rateText = reader.string("DREAMD_API_RATE_LIMIT") ?? "50"
+        guard let rateLimit = Double(rateText), rateLimit >= 0 else {
+            throw ConfigurationError(key: "DREAMD_API_RATE_LIMIT", message: "must be requests per second (0 = off), got \(rateText)")
+        }
+        apiRateLimit = rateLimit
+        apiRateBurst = Double(try reader.int("DREAMD_API_RATE_BURST", default: 100, in: 1...100_000))
         worker.drainTimeout = drainTimeout
     }
 
@@ -143,6 +152,7 @@ extension DaemonConfiguration {
             ("DREAMD_RETRY_BACKOFF", DurationParser.format(worker.retryBackoff.base)),
             ("DREAMD_RETRY_BACKOFF_MAX", DurationParser.format(worker.retryBackoff.cap)),
             ("DREAMD_DRAIN_TIMEOUT", DurationParser.format(drainTimeout)),
+            ("DREAMD_API_RATE_LIMIT", apiRateLimit == 0 ? "off" : "\(apiRateLimit)/s, burst \(Int(apiRateBurst))"),
             ("DREAMD_DB_MAX_CONNECTIONS", "\(databaseMaxConnections)"),
         ]
     }

@@ -13,15 +13,17 @@ struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print its token once, on standard output.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "A name to recognise the key by.") var name: String
+        @Option(help: "What the key may do: admin, submit or read.") var scope = "admin"
 
         func run() async throws {
             LoggingSetup.bootstrap()
             let logger = Logger(label: "dreamd.keys")
             let name = self.name
+            guard let scope = APIKeyScope(rawValue: scope) else { throw ValidationError("--scope must be admin, submit or read") }
             let (key, token) = try await database.withClient(logger: logger) { client in
-                try await APIKeyStore(client: client, logger: logger).create(name: name)
+                try await APIKeyStore(client: client, logger: logger).create(name: name, scope: scope)
             }
-            printError("created key \(key.id.uuidString.lowercased()) (\(key.name)); the token below is shown only now:")
+            printError("created \(key.scope.rawValue) key \(key.id.uuidString.lowercased()) (\(key.name)); the token below is shown only now:")
             print(token)
         }
     }
@@ -36,9 +38,9 @@ struct Keys: AsyncParsableCommand {
             let keys = try await database.withClient(logger: logger) { client in
                 try await APIKeyStore(client: client, logger: logger).list()
             }
-            print("ID                                    NAME                 PREFIX        CREATED                      REVOKED")
+            print("ID                                    NAME                 SCOPE   PREFIX        CREATED                      REVOKED")
             for key in keys {
-                print("\(key.id.uuidString.lowercased())  \(key.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(key.prefix)  \(key.createdAt)  \(key.revokedAt.map { "\($0)" } ?? "-")")
+                print("\(key.id.uuidString.lowercased())  \(key.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(key.scope.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(key.prefix)  \(key.createdAt)  \(key.revokedAt.map { "\($0)" } ?? "-")")
             }
         }
     }
