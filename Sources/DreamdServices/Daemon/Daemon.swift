@@ -10,12 +10,14 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Wires the daemon: one `ServiceGroup` with the database client first (it must outlive the
-/// services that drain into it), the HTTP client, the LISTEN loop, the worker, and the HTTP API.
+/// services that drain into it), the HTTP client, the LISTEN loop, the worker, the scheduler, and
+/// the HTTP API.
 public struct Daemon: Sendable {
     public let configuration: DaemonConfiguration
     public let postgres: PostgresClient
     public let httpClient: HTTPClient
     public let jobs: JobStore
+    public let schedules: ScheduleStore
     public let keys: APIKeyStore
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
@@ -33,6 +35,7 @@ public struct Daemon: Sendable {
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         jobs = JobStore(client: postgres, logger: logger)
+        schedules = ScheduleStore(client: postgres, logger: logger)
         keys = APIKeyStore(client: postgres, logger: logger)
         let dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
                                         httpClient: httpClient, timeout: configuration.upstreamTimeout)
@@ -69,6 +72,11 @@ public struct Daemon: Sendable {
         JobWorker(store: jobs, registry: registry, configuration: configuration.worker, wake: wake, logger: logger)
     }
 
+    /// The scheduler: turns due schedule ticks into jobs (safe to run in every process).
+    public func scheduler() -> SchedulerService {
+        SchedulerService(store: schedules, registry: registry, configuration: configuration.scheduler, logger: logger)
+    }
+
     /// Every long-running part, in start order.
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
         [
@@ -76,6 +84,7 @@ public struct Daemon: Sendable {
             HTTPClientService(client: httpClient),
             JobNotificationListener(client: postgres, wake: wake, logger: logger),
             worker(),
+            scheduler(),
             apiApplication(onServerRunning: onServerRunning),
         ]
     }
