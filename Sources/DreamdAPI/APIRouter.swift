@@ -7,13 +7,14 @@ import Logging
 /// the contract's JSON shape everywhere.
 public enum APIRouter {
     public static func build(
-        jobs: JobStore, keys: APIKeyStore, registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe
+        jobs: JobStore, schedules: ScheduleStore, keys: APIKeyStore, registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         HealthRoutes(probe: readiness).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
+        SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)
         return router
     }
 }

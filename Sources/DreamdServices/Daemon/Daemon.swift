@@ -58,7 +58,7 @@ public struct Daemon: Sendable {
 
     /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
-        let router = APIRouter.build(jobs: jobs, keys: keys, registry: registry, readiness: { await self.readiness() })
+        let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, registry: registry, readiness: { await self.readiness() })
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "dreamd"),
