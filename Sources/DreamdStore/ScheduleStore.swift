@@ -67,7 +67,7 @@ public struct ScheduleStore: Sendable {
     /// (it may throw to refuse). The name, expression, zone, template, policies, `enabled` and
     /// `next_fire_at` are written. Returns `nil` if there is no such schedule.
     public func update(id: UUID, _ change: (Schedule) throws -> Schedule) async throws -> Schedule? {
-        try await client.withTransaction(logger: logger) { connection -> Schedule? in
+        try await client.transaction(logger: logger) { connection -> Schedule? in
             let rows = try await connection.query(
                 "SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id) FOR UPDATE", logger: logger).collect()
             guard let row = rows.first else { return nil }
@@ -109,7 +109,7 @@ public struct ScheduleStore: Sendable {
     /// `ScheduleStoreError.tickAlreadyFired` in the (microsecond) case that a job has that tick.
     public func trigger(id: UUID, actor: Actor = .api, provider: @Sendable (JobKind) -> String?) async throws -> Job? {
         do {
-            return try await client.withTransaction(logger: logger) { connection -> Job? in
+            return try await client.transaction(logger: logger) { connection -> Job? in
                 let rows = try await connection.query(
                     "SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id) FOR UPDATE", logger: logger).collect()
                 guard let row = rows.first else { return nil }
@@ -169,7 +169,7 @@ public struct ScheduleStore: Sendable {
         provider: @Sendable (JobKind) -> String?
     ) async throws -> FireOutcome? {
         do {
-            return try await client.withTransaction(logger: logger) { connection -> FireOutcome? in
+            return try await client.transaction(logger: logger) { connection -> FireOutcome? in
                 let rows = try await connection.query("""
                     SELECT \(unescaped: Self.columns), now() FROM schedules
                     WHERE enabled AND next_fire_at <= now() AND NOT (id = ANY(\(excluding)::uuid[]))

@@ -67,10 +67,12 @@ public final class SchedulerService: Service, Sendable {
     }
 
     /// Fires every due schedule once (up to `maxSchedulesPerPass`). Returns what each firing did.
+    /// Passes never overlap within a process; across processes they share the work.
     @discardableResult
     public func firePass() async throws -> [ScheduleStore.FireOutcome] {
         var outcomes: [ScheduleStore.FireOutcome] = []
-        // A schedule whose step conflicted is left for the next pass rather than retried in a loop.
+        // Each schedule is handled at most once per pass: one whose step conflicted is left for the next
+        // pass rather than retried in a loop, and a tick that comes due during a slow pass waits for the next.
         var excluded: [UUID] = []
         let registry = self.registry
         while outcomes.count < configuration.maxSchedulesPerPass, !stopping.load(ordering: .relaxed) {
@@ -79,7 +81,7 @@ public final class SchedulerService: Service, Sendable {
                 provider: { registry.executor(for: $0)?.provider }
             ) else { break }
             report(outcome)
-            if outcome.conflict { excluded.append(outcome.scheduleID) }
+            excluded.append(outcome.scheduleID)
             outcomes.append(outcome)
         }
         return outcomes
