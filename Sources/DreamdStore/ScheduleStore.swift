@@ -249,6 +249,20 @@ public struct ScheduleStore: Sendable {
         return outcome
     }
 
+    /// How long until the soonest enabled schedule is due, by the database's clock (zero if one is
+    /// overdue; `nil` if none will fire).
+    public func timeUntilNextDue() async throws -> Duration? {
+        let rows = try await client.query("""
+            SELECT (extract(epoch FROM min(next_fire_at) - clock_timestamp()) * 1000)::float8
+            FROM schedules WHERE enabled AND next_fire_at IS NOT NULL
+            """, logger: logger)
+        for try await millis in rows.decode(Double?.self) {
+            guard let millis else { return nil }
+            return .milliseconds(Int64(max(0, millis).rounded(.up)))
+        }
+        return nil
+    }
+
     /// A job of the schedule that has not finished, if any.
     private func unfinishedJob(of scheduleID: UUID, on connection: PostgresConnection) async throws -> UUID? {
         let rows = try await connection.query("""

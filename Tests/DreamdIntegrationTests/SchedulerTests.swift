@@ -91,6 +91,25 @@ struct SchedulerTests {
         }
     }
 
+    @Test("a scheduler with a 1 s interval wakes for the tick, not a drifting phase of its own")
+    func firesOnTime() async throws {
+        try await TestDatabase.with { db in
+            let first = try #require(try ScheduleSpec(parsing: "@every 1s").next(after: Date(), in: .gmt))
+            let schedule = try await db.makeSchedule(cron: "@every 1s", nextFireAt: first)
+            try await withServices([testScheduler(db, interval: .seconds(1))], logger: db.logger) {
+                try await Task.sleep(for: .milliseconds(3300))
+            }
+            let lateness = try await db.values("""
+                SELECT extract(epoch FROM created_at - scheduled_for)::float8 FROM jobs
+                WHERE schedule_id = \(schedule.id) ORDER BY 1
+                """, as: Double.self)
+            #expect(lateness.count >= 3)
+            #expect(lateness.allSatisfy { $0 >= 0 })
+            // A loop sleeping a fixed second after each pass would be late by up to a second, drifting.
+            #expect(lateness[lateness.count / 2] < 0.4, "lateness \(lateness)")
+        }
+    }
+
     @Test("jobs carry the template, schedule_id and scheduled_for, queued, with the audit row")
     func jobShape() async throws {
         try await TestDatabase.with { db in

@@ -53,7 +53,7 @@ public final class SchedulerService: Service, Sendable {
                 do {
                     try await firePass()
                     failures = 0
-                    await wake.wait(timeout: configuration.interval)
+                    await wake.wait(timeout: try await pause())
                 } catch {
                     failures += 1
                     logger.warning("scheduler pass failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -64,6 +64,15 @@ public final class SchedulerService: Service, Sendable {
             self.stopping.store(true, ordering: .relaxed)
             self.wake.signal()
         }
+    }
+
+    /// How long to sleep after a pass: until the soonest schedule is due (plus a few milliseconds, so it
+    /// is due when the next pass looks), at most `interval`. New and changed schedules are seen within
+    /// `interval`, and ticks are not late by a phase that drifts with every pass. A schedule still
+    /// overdue after a pass is held by another process: look again after 50 ms, not in a busy loop.
+    func pause() async throws -> Duration {
+        guard let untilDue = try await store.timeUntilNextDue() else { return configuration.interval }
+        return min(configuration.interval, max(untilDue + .milliseconds(5), .milliseconds(50)))
     }
 
     /// Fires every due schedule once (up to `maxSchedulesPerPass`). Returns what each firing did.
