@@ -7,7 +7,8 @@ import Synchronization
 
 /// How a `SchedulerService` looks for due schedules.
 public struct SchedulerConfiguration: Sendable {
-    /// How often due schedules are looked for (`DREAMD_SCHEDULER_INTERVAL`).
+    /// Longest sleep between passes (`DREAMD_SCHEDULER_INTERVAL`); a pass also runs when the soonest
+    /// schedule comes due. Bounds how long a new or changed schedule goes unseen.
     public var interval: Duration
     /// How late a tick may be and still count as on time; older ticks were missed and the schedule's
     /// catch-up policy applies (`DREAMD_SCHEDULER_MISFIRE_THRESHOLD`).
