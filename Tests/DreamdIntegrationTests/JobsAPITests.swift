@@ -70,14 +70,15 @@ struct JobsAPITests {
         try await TestDatabase.with { db in
             try await withSimulator { sim in
                 try await withDaemon(database: db, simulator: sim) { daemon in
-                    let runAt = DreamdJSON.formatDate(Date().addingTimeInterval(1))
+                    // Far enough ahead that a request slowed by a loaded machine still finds it in the future.
+                    let runAt = DreamdJSON.formatDate(Date().addingTimeInterval(3))
                     let created = try await daemon.submit(imageGenBody(extra: #", "run_at": "\#(runAt)""#))
                     #expect(created.json["state"]?.stringValue == "scheduled")
                     let id = try #require(created.json["id"]?.stringValue)
                     let cancelled = try await daemon.request(.POST, "/v1/jobs/\(id)/cancel")
                     #expect(cancelled.status == 200)
                     #expect(cancelled.json["state"]?.stringValue == "cancelled")
-                    try await Task.sleep(for: .seconds(2))
+                    try await Task.sleep(for: .seconds(3.5))
                     #expect(try await daemon.job(id)["state"]?.stringValue == "cancelled")
                     #expect(await sim.dreamlook.requestCount == 0)
                     let again = try await daemon.request(.POST, "/v1/jobs/\(id)/cancel")

@@ -71,9 +71,10 @@ struct SchedulesAPITests {
                     #expect(preview.status == 200)
                     let times = preview.json["data"]?.arrayValue?.compactMap { $0["at"]?.stringValue.flatMap(DreamdJSON.parseDate) } ?? []
                     #expect(times.count == 3)
-                    #expect(times.first == tenMinutes)
+                    #expect(try #require(times.first) >= tenMinutes)
                     #expect(zip(times, times.dropFirst()).allSatisfy { $1.timeIntervalSince($0) == 600 })
-                    #expect(preview.json["data"]?.arrayValue?.first?["local"]?.stringValue?.hasSuffix("-05:00") == true)
+                    let local = preview.json["data"]?.arrayValue?.first?["local"]?.stringValue ?? ""
+                    #expect(local.hasSuffix("-05:00") || local.hasSuffix("-04:00"), "\(local)")
                     #expect(try await daemon.request(.GET, "/v1/schedules/\(id)/preview?count=0").status == 400)
 
                     let deleted = try await daemon.request(.DELETE, "/v1/schedules/\(id)")

@@ -54,7 +54,7 @@ public final class SchedulerService: Service, Sendable {
                 do {
                     try await firePass()
                     failures = 0
-                    await wake.wait(timeout: try await pause())
+                    await wake.wait(timeout: try await pauseAfterPass())
                 } catch {
                     failures += 1
                     logger.warning("scheduler pass failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -71,7 +71,7 @@ public final class SchedulerService: Service, Sendable {
     /// is due when the next pass looks), at most `interval`. New and changed schedules are seen within
     /// `interval`, and ticks are not late by a phase that drifts with every pass. A schedule still
     /// overdue after a pass is held by another process: look again after 50 ms, not in a busy loop.
-    func pause() async throws -> Duration {
+    public func pauseAfterPass() async throws -> Duration {
         guard let untilDue = try await store.timeUntilNextDue() else { return configuration.interval }
         return min(configuration.interval, max(untilDue + .milliseconds(5), .milliseconds(50)))
     }
