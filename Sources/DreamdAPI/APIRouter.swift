@@ -7,7 +7,7 @@ import Logging
 /// the contract's JSON shape everywhere.
 public enum APIRouter {
     public static func build(
-        jobs: JobStore, keys: APIKeyStore, callbacks: CallbackStore, checkpoints: CheckpointStore,
+        jobs: JobStore, schedules: ScheduleStore, keys: APIKeyStore, callbacks: CallbackStore, checkpoints: CheckpointStore,
         registry: ExecutorRegistry, rateLimiter: KeyRateLimiter? = nil, readiness: @escaping HealthRoutes.ReadinessProbe
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
@@ -17,6 +17,7 @@ public enum APIRouter {
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter))
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
+        SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)
         return router
     }
 }

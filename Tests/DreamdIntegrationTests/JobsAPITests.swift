@@ -70,6 +70,7 @@ struct JobsAPITests {
         try await TestDatabase.with { db in
             try await withSimulator { sim in
                 try await withDaemon(database: db, simulator: sim) { daemon in
+                    // Far enough ahead that a request slowed by a loaded machine still finds it in the future.
                     let runAt = DreamdJSON.formatDate(Date().addingTimeInterval(3))
                     let created = try await daemon.submit(imageGenBody(extra: #", "run_at": "\#(runAt)""#))
                     #expect(created.json["state"]?.stringValue == "scheduled")

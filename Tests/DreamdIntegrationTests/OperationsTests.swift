@@ -114,7 +114,7 @@ struct SecurityTests {
     func rateLimit() async throws {
         try await TestDatabase.with { db in
             try await withSimulator { sim in
-                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_API_RATE_LIMIT": "1", "DREAMD_API_RATE_BURST": "5"]) { daemon in
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_API_RATE_LIMIT": "0.05", "DREAMD_API_RATE_BURST": "5"]) { daemon in
                     var statuses: [Int] = []
                     for _ in 0..<8 { statuses.append(try await daemon.request(.GET, "/v1/jobs").status) }
                     #expect(statuses.prefix(5).allSatisfy { $0 == 200 })

@@ -11,12 +11,14 @@ import Prometheus
 import ServiceLifecycle
 
 /// Wires the daemon: one `ServiceGroup` with the database client first (it must outlive the
-/// services that drain into it), the HTTP client, the LISTEN loop, the worker, and the HTTP API.
+/// services that drain into it), the HTTP client, the LISTEN loop, the worker, the scheduler, and
+/// the HTTP API.
 public struct Daemon: Sendable {
     public let configuration: DaemonConfiguration
     public let postgres: PostgresClient
     public let httpClient: HTTPClient
     public let jobs: JobStore
+    public let schedules: ScheduleStore
     public let keys: APIKeyStore
     public let callbacks: CallbackStore
     public let checkpoints: CheckpointStore
@@ -42,6 +44,7 @@ public struct Daemon: Sendable {
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention)
+        schedules = ScheduleStore(client: postgres, logger: logger)
         keys = APIKeyStore(client: postgres, logger: logger)
         callbacks = CallbackStore(client: postgres, logger: logger)
         checkpoints = CheckpointStore(client: postgres, logger: logger)
@@ -79,7 +82,7 @@ public struct Daemon: Sendable {
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
         let rateLimiter = configuration.apiRateLimit > 0
             ? KeyRateLimiter(rate: configuration.apiRateLimit, burst: configuration.apiRateBurst) : nil
-        let router = APIRouter.build(jobs: jobs, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
+        let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
                                      registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() })
         if let registry = metricsRegistry {
             router.get("metrics") { _, _ in
@@ -109,6 +112,11 @@ public struct Daemon: Sendable {
                   callbacks: configuration.callbacksEnabled ? callbackEndpoint : nil, logger: logger)
     }
 
+    /// The scheduler: turns due schedule ticks into jobs (safe to run in every process).
+    public func scheduler() -> SchedulerService {
+        SchedulerService(store: schedules, registry: registry, configuration: configuration.scheduler, logger: logger)
+    }
+
     /// Every long-running part, in start order.
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
         [
@@ -116,6 +124,7 @@ public struct Daemon: Sendable {
             HTTPClientService(client: httpClient),
             JobNotificationListener(client: postgres, wake: wake, logger: logger),
             worker(),
+            scheduler(),
             QueueSampler(client: postgres, logger: logger),
             apiApplication(onServerRunning: onServerRunning),
         ]

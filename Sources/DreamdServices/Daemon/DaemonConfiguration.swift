@@ -22,6 +22,7 @@ public struct DaemonConfiguration: Sendable {
     public var pollIntervalCap: Duration
     public var upstreamTimeout: Duration
     public var worker: WorkerConfiguration
+    public var scheduler: SchedulerConfiguration
     public var databaseMaxConnections: Int
     /// Whether submissions carry callback URLs (`DREAMD_CALLBACKS=auto|on|off`; auto: when `DREAMD_PUBLIC_URL` is set).
     public var callbacksEnabled: Bool
@@ -86,6 +87,16 @@ public struct DaemonConfiguration: Sendable {
         worker.heartbeatInterval = worker.leaseDuration / 3
         guard worker.leaseDuration >= .seconds(3) else {
             throw ConfigurationError(key: "DREAMD_LEASE_DURATION", message: "must be at least 3s")
+        }
+        scheduler = SchedulerConfiguration(
+            interval: try reader.duration("DREAMD_SCHEDULER_INTERVAL", default: .seconds(1)),
+            misfireThreshold: try reader.duration("DREAMD_SCHEDULER_MISFIRE_THRESHOLD", default: .seconds(60))
+        )
+        guard scheduler.interval >= .milliseconds(50), scheduler.interval <= .seconds(60) else {
+            throw ConfigurationError(key: "DREAMD_SCHEDULER_INTERVAL", message: "must be from 50ms to 60s")
+        }
+        guard scheduler.misfireThreshold >= .seconds(1) else {
+            throw ConfigurationError(key: "DREAMD_SCHEDULER_MISFIRE_THRESHOLD", message: "must be at least 1s")
         }
         databaseMaxConnections = try reader.int("DREAMD_DB_MAX_CONNECTIONS", default: 20, in: 4...500)
         switch reader.string("DREAMD_CALLBACKS")?.lowercased() ?? "auto" {
