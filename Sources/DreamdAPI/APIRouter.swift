@@ -13,6 +13,7 @@ public enum APIRouter {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         HealthRoutes(probe: readiness).register(on: router)
+        router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json()) }
         CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter))
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)

@@ -126,3 +126,29 @@ struct SecurityTests {
         }
     }
 }
+
+@Suite("OpenAPI")
+struct OpenAPITests {
+    @Test("GET /openapi.json describes exactly the routes the router serves")
+    func documentMatchesRoutes() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim) { daemon in
+                    let served = Set(daemon.daemon.router().routes.map { route -> String in
+                        let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+                        return "\(route.method.rawValue.lowercased()) /" + path.joined(separator: "/")
+                    })
+                    let answer = try await daemon.request(.GET, "/openapi.json", token: "")
+                    #expect(answer.status == 200)
+                    #expect(answer.json["openapi"]?.stringValue == "3.1.0")
+                    var documented: Set<String> = []
+                    for (path, item) in answer.json["paths"]?.objectValue ?? [:] {
+                        for method in item.objectValue?.keys ?? [:].keys { documented.insert("\(method) \(path)") }
+                    }
+                    #expect(served.subtracting(documented).isEmpty, "undocumented: \(served.subtracting(documented).sorted())")
+                    #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+                }
+            }
+        }
+    }
+}

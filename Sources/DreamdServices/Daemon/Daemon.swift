@@ -79,17 +79,23 @@ public struct Daemon: Sendable {
     }
 
     /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
-    public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
+    /// The API router with every route this daemon serves.
+    public func router() -> Router<APIRequestContext> {
         let rateLimiter = configuration.apiRateLimit > 0
             ? KeyRateLimiter(rate: configuration.apiRateLimit, burst: configuration.apiRateBurst) : nil
         let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
                                      registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() })
-        if let registry = metricsRegistry {
-            router.get("metrics") { _, _ in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                         body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
-            }
+        let registry = metricsRegistry
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: registry?.emitToBuffer() ?? [])))
         }
+        return router
+    }
+
+    /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
+    public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
+        let router = router()
         let callbackEndpoint = self.callbackEndpoint
         let configuration = self.configuration
         return Application(
