@@ -6,14 +6,33 @@ import Logging
 /// Builds the HTTP API's router: health routes without a key, `/v1` behind bearer keys, errors in
 /// the contract's JSON shape everywhere.
 public enum APIRouter {
+    /// The stores and settings of the webhook routes (`/v1/subscriptions`, `/v1/deliveries`).
+    public struct Webhooks: Sendable {
+        public var subscriptions: SubscriptionStore
+        public var deliveries: DeliveryStore
+        public var settings: WebhookAPISettings
+
+        public init(subscriptions: SubscriptionStore, deliveries: DeliveryStore, settings: WebhookAPISettings) {
+            self.subscriptions = subscriptions
+            self.deliveries = deliveries
+            self.settings = settings
+        }
+    }
+
     public static func build(
-        jobs: JobStore, keys: APIKeyStore, registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe
+        jobs: JobStore, keys: APIKeyStore, registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe,
+        webhooks: Webhooks? = nil
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         HealthRoutes(probe: readiness).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
+        if let webhooks {
+            SubscriptionsRoutes(subscriptions: webhooks.subscriptions, deliveries: webhooks.deliveries, settings: webhooks.settings)
+                .register(on: v1)
+            DeliveriesRoutes(deliveries: webhooks.deliveries).register(on: v1)
+        }
         return router
     }
 }
