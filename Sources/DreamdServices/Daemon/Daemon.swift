@@ -10,7 +10,8 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Wires the daemon: one `ServiceGroup` with the database client first (it must outlive the
-/// services that drain into it), the HTTP client, the LISTEN loop, the worker, and the HTTP API.
+/// services that drain into it), the HTTP clients, the LISTEN loop, the job worker, the webhook
+/// delivery worker, and the HTTP API.
 public struct Daemon: Sendable {
     public let configuration: DaemonConfiguration
     public let postgres: PostgresClient
@@ -19,6 +20,11 @@ public struct Daemon: Sendable {
     public let keys: APIKeyStore
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
+    /// Webhook delivery: its own HTTP client (no redirects, explicit timeouts), stores and wake-up.
+    public let webhookHTTPClient: HTTPClient
+    public let subscriptions: SubscriptionStore
+    public let deliveries: DeliveryStore
+    public let deliveryWake = WakeSignal()
     public let migrations: MigrationRunner
     let logger: Logger
 
@@ -32,7 +38,11 @@ public struct Daemon: Sendable {
         httpConfiguration.redirectConfiguration = .disallow
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        webhookHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton,
+                                       configuration: WebhookSender.clientConfiguration(timeout: configuration.webhooks.attemptTimeout))
         jobs = JobStore(client: postgres, logger: logger)
+        subscriptions = SubscriptionStore(client: postgres, logger: logger)
+        deliveries = DeliveryStore(client: postgres, logger: logger)
         keys = APIKeyStore(client: postgres, logger: logger)
         let dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
                                         httpClient: httpClient, timeout: configuration.upstreamTimeout)
@@ -55,7 +65,11 @@ public struct Daemon: Sendable {
 
     /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
-        let router = APIRouter.build(jobs: jobs, keys: keys, registry: registry, readiness: { await self.readiness() })
+        let webhooks = APIRouter.Webhooks(
+            subscriptions: subscriptions, deliveries: deliveries,
+            settings: WebhookAPISettings(destinationPolicy: configuration.webhooks.destinationPolicy,
+                                         secretOverlap: configuration.webhooks.secretOverlap))
+        let router = APIRouter.build(jobs: jobs, keys: keys, registry: registry, readiness: { await self.readiness() }, webhooks: webhooks)
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "dreamd"),
@@ -69,13 +83,25 @@ public struct Daemon: Sendable {
         JobWorker(store: jobs, registry: registry, configuration: configuration.worker, wake: wake, logger: logger)
     }
 
-    /// Every long-running part, in start order.
+    /// The webhook delivery worker, sending through `webhookHTTPClient` (or `resolver` instead of the system's).
+    public func deliveryWorker(resolver: any HostResolver = SystemHostResolver()) -> DeliveryWorker {
+        let webhooks = configuration.webhooks
+        let sender = WebhookSender(httpClient: webhookHTTPClient, resolver: resolver, policy: webhooks.destinationPolicy,
+                                   timeout: webhooks.attemptTimeout)
+        return DeliveryWorker(store: deliveries, sender: sender, configuration: webhooks, wake: deliveryWake, logger: logger)
+    }
+
+    /// Every long-running part, in start order (shut down in reverse).
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
         [
             PostgresClientService(client: postgres),
             HTTPClientService(client: httpClient),
-            JobNotificationListener(client: postgres, wake: wake, logger: logger),
+            HTTPClientService(client: webhookHTTPClient),
+            JobNotificationListener(client: postgres, channels: [
+                JobNotificationListener.channel: wake, JobNotificationListener.deliveriesChannel: deliveryWake,
+            ], logger: logger),
             worker(),
+            deliveryWorker(),
             apiApplication(onServerRunning: onServerRunning),
         ]
     }

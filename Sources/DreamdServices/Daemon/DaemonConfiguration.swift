@@ -23,6 +23,7 @@ public struct DaemonConfiguration: Sendable {
     public var upstreamTimeout: Duration
     public var worker: WorkerConfiguration
     public var databaseMaxConnections: Int
+    public var webhooks: WebhookConfiguration
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
@@ -64,6 +65,30 @@ public struct DaemonConfiguration: Sendable {
             throw ConfigurationError(key: "DREAMD_LEASE_DURATION", message: "must be at least 3s")
         }
         databaseMaxConnections = try reader.int("DREAMD_DB_MAX_CONNECTIONS", default: 20, in: 4...500)
+        webhooks = try Self.webhookConfiguration(reader, idlePoll: worker.idlePollInterval)
+    }
+
+    static func webhookConfiguration(_ reader: EnvironmentReader, idlePoll: Duration) throws(ConfigurationError) -> WebhookConfiguration {
+        var schedule = RetrySchedule.standard
+        if let text = reader.string("DREAMD_WEBHOOK_RETRY_SCHEDULE") {
+            do { schedule = try RetrySchedule.parse(text) } catch {
+                throw ConfigurationError(key: "DREAMD_WEBHOOK_RETRY_SCHEDULE", message: error.description)
+            }
+        }
+        let timeout = try reader.duration("DREAMD_WEBHOOK_TIMEOUT", default: .seconds(15))
+        guard timeout >= .milliseconds(100), timeout <= .seconds(300) else {
+            throw ConfigurationError(key: "DREAMD_WEBHOOK_TIMEOUT", message: "must be from 100ms to 5m")
+        }
+        return WebhookConfiguration(
+            retrySchedule: schedule,
+            destinationPolicy: DestinationPolicy(allowPrivate: try reader.bool("DREAMD_WEBHOOK_ALLOW_PRIVATE", default: false)),
+            attemptTimeout: timeout,
+            concurrency: try reader.int("DREAMD_WEBHOOK_CONCURRENCY", default: 32, in: 1...1024),
+            perSubscription: try reader.int("DREAMD_WEBHOOK_PER_SUBSCRIPTION", default: 4, in: 1...256),
+            disableAfter: try reader.duration("DREAMD_WEBHOOK_DISABLE_AFTER", default: .seconds(5 * 86_400)),
+            secretOverlap: try reader.duration("DREAMD_WEBHOOK_SECRET_OVERLAP", default: .seconds(86_400)),
+            idlePollInterval: idlePoll
+        )
     }
 
     static func checkURL(_ text: String, key: String) throws(ConfigurationError) {
@@ -88,6 +113,15 @@ struct EnvironmentReader {
         guard let text = string(key) else { return fallback }
         do { return try DurationParser.parse(text) } catch {
             throw ConfigurationError(key: key, message: error.description)
+        }
+    }
+
+    func bool(_ key: String, default fallback: Bool) throws(ConfigurationError) -> Bool {
+        guard let text = string(key)?.lowercased() else { return fallback }
+        switch text {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError(key: key, message: "must be true or false, got \(text)")
         }
     }
 
