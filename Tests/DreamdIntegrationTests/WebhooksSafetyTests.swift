@@ -4,6 +4,9 @@ import DreamdServices
 import DreamdStore
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
 import Testing
 
 /// Answers fixed addresses for made-up names, as a DNS server under an attacker's control could.
@@ -104,8 +107,27 @@ struct WebhooksSafetyTests {
             }
             #expect(receiver.received("refused").isEmpty)
 
+            // https to a name goes through a request-scoped client pinned to the vetted address: a
+            // made-up name, resolved only by our resolver, reaches a bare TCP listener on loopback.
+            let accepted = Atomic<Int>(0)
+            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .childChannelInitializer { channel in
+                    accepted.add(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            let tlsPort = listener.localAddress?.port ?? 0
+            // (The client keeps retrying a connection that closes at once until the attempt times out.)
+            let quick = WebhookSender(httpClient: client, resolver: resolver, policy: DestinationPolicy(allowPrivate: true), timeout: .seconds(1))
+            let tls = await quick.send(delivery("https://receiver.test:\(tlsPort)/hooks/tls"), logger: logger)
+            try await listener.close()
+            #expect(tls.statusCode == nil)
+            #expect(!tls.refused)
+            #expect(accepted.load(ordering: .relaxed) >= 1, "\(tls.error ?? "")")
             let unknown = await relaxed.send(delivery("http://nowhere.test/hooks/x"), logger: logger)
             #expect(unknown.error?.contains("could not resolve") == true)
+            let unknownTLS = await relaxed.send(delivery("https://nowhere.test/hooks/x"), logger: logger)
+            #expect(unknownTLS.error?.contains("could not resolve") == true)
 
             receiver.script("redirect", [], then: .status(302, ["Location": receiver.url("target")]))
             let redirected = await relaxed.send(delivery(receiver.url("redirect")), logger: logger)
@@ -113,7 +135,7 @@ struct WebhooksSafetyTests {
             #expect(!redirected.succeeded)
             #expect(receiver.received("target").isEmpty)
 
-            receiver.script("slow", [], then: .status(200, delay: .seconds(3)))
+            receiver.script("slow", [], then: .status(200, delay: .seconds(1)))
             let hurried = WebhookSender(httpClient: client, resolver: resolver, policy: DestinationPolicy(allowPrivate: true), timeout: .milliseconds(300))
             let timedOut = await hurried.send(delivery(receiver.url("slow")), logger: logger)
             #expect(timedOut.statusCode == nil)
