@@ -114,6 +114,18 @@ let package = Package(
             path: "bench/QueueBench",
             swiftSettings: swiftSettings
         ),
+        // bench/webhooks.sh: events → deliveries to a local receiver, throughput and latency.
+        .executableTarget(
+            name: "WebhookBench",
+            dependencies: [
+                "DreamdCore", "DreamdStore", "DreamdServices",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "bench/WebhookBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DreamdCoreTests",
             dependencies: ["DreamdCore", .product(name: "Crypto", package: "swift-crypto")],

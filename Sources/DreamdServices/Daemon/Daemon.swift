@@ -39,7 +39,8 @@ public struct Daemon: Sendable {
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         webhookHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton,
-                                       configuration: WebhookSender.clientConfiguration(timeout: configuration.webhooks.attemptTimeout))
+                                       configuration: WebhookSender.clientConfiguration(
+                                           timeout: configuration.webhooks.attemptTimeout, connectionsPerHost: configuration.webhooks.concurrency))
         jobs = JobStore(client: postgres, logger: logger)
         subscriptions = SubscriptionStore(client: postgres, logger: logger)
         deliveries = DeliveryStore(client: postgres, logger: logger)

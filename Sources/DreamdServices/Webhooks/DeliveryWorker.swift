@@ -61,8 +61,11 @@ public final class DeliveryWorker: Service, Sendable {
                 lastMaintenance = clock.now
                 await maintain()
             }
+            // Claim in chunks: after a busy spell, wait until a quarter of a batch is free rather than
+            // running one claim query per finished attempt.
             let free = configuration.concurrency - inFlightCount
-            let wanted = min(free, configuration.batchSize)
+            let chunk = max(1, min(configuration.batchSize, configuration.concurrency) / 4)
+            let wanted = free >= chunk || inFlightCount == 0 ? min(free, configuration.batchSize) : 0
             var claimed: [ClaimedDelivery] = []
             if wanted > 0 {
                 do {

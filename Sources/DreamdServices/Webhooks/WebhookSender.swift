@@ -32,13 +32,18 @@ public struct WebhookSender: Sendable {
         self.timeout = timeout
     }
 
-    /// The client configuration webhook delivery needs: no redirects, explicit timeouts.
-    public static func clientConfiguration(timeout: Duration) -> HTTPClient.Configuration {
+    /// The client configuration webhook delivery needs: no redirects, explicit timeouts, a failed
+    /// connection fails the attempt at once (our schedule retries it, not the client), and up to
+    /// `connectionsPerHost` keep-alive connections to one receiver (the per-subscription cap is the real bound).
+    public static func clientConfiguration(timeout: Duration, connectionsPerHost: Int = 8) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         let seconds = Int64(max(1, timeout.seconds.rounded(.up)))
         configuration.timeout = .init(connect: .seconds(min(seconds, 10)), read: .seconds(seconds))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        var pool = HTTPClient.Configuration.ConnectionPool(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connectionsPerHost))
+        pool.retryConnectionEstablishment = false
+        configuration.connectionPool = pool
         configuration.decompression = .disabled
         return configuration
     }
