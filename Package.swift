@@ -27,7 +27,10 @@ let package = Package(
         // Pure domain: job kinds, states, transitions, backoff, durations. No I/O.
         .target(
             name: "DreamdCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // PostgreSQL: migrations, the job queue, API keys, the audit trail.
@@ -60,6 +63,9 @@ let package = Package(
                 "DreamdCore", "DreamdStore", "DreamdUpstreams", "DreamdAPI",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -112,19 +118,35 @@ let package = Package(
             path: "bench/QueueBench",
             swiftSettings: swiftSettings
         ),
+        // bench/webhooks.sh: events → deliveries to a local receiver, throughput and latency.
+        .executableTarget(
+            name: "WebhookBench",
+            dependencies: [
+                "DreamdCore", "DreamdStore", "DreamdServices",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "bench/WebhookBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DreamdCoreTests",
-            dependencies: ["DreamdCore"],
+            dependencies: ["DreamdCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "DreamdIntegrationTests",
             dependencies: [
                 "DreamdCore", "DreamdStore", "DreamdUpstreams", "DreamdServices", "DreamdAPI", "DreamdSim",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

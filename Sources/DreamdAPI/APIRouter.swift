@@ -6,9 +6,23 @@ import Logging
 /// Builds the HTTP API's router: health routes without a key, `/v1` behind bearer keys, errors in
 /// the contract's JSON shape everywhere.
 public enum APIRouter {
+    /// The stores and settings of the webhook routes (`/v1/subscriptions`, `/v1/deliveries`).
+    public struct Webhooks: Sendable {
+        public var subscriptions: SubscriptionStore
+        public var deliveries: DeliveryStore
+        public var settings: WebhookAPISettings
+
+        public init(subscriptions: SubscriptionStore, deliveries: DeliveryStore, settings: WebhookAPISettings) {
+            self.subscriptions = subscriptions
+            self.deliveries = deliveries
+            self.settings = settings
+        }
+    }
+
     public static func build(
         jobs: JobStore, schedules: ScheduleStore, keys: APIKeyStore, callbacks: CallbackStore, checkpoints: CheckpointStore,
-        registry: ExecutorRegistry, rateLimiter: KeyRateLimiter? = nil, readiness: @escaping HealthRoutes.ReadinessProbe
+        registry: ExecutorRegistry, rateLimiter: KeyRateLimiter? = nil, readiness: @escaping HealthRoutes.ReadinessProbe,
+        webhooks: Webhooks? = nil
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
@@ -19,6 +33,11 @@ public enum APIRouter {
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)
+        if let webhooks {
+            SubscriptionsRoutes(subscriptions: webhooks.subscriptions, deliveries: webhooks.deliveries, settings: webhooks.settings)
+                .register(on: v1)
+            DeliveriesRoutes(deliveries: webhooks.deliveries).register(on: v1)
+        }
         return router
     }
 }

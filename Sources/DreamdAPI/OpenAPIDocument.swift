@@ -40,6 +40,16 @@ public enum OpenAPIDocument {
         .init(method: "delete", path: "/v1/schedules/{id}", summary: "Delete a schedule (its jobs are kept)", tag: "schedules", authenticated: true, successStatus: "204"),
         .init(method: "post", path: "/v1/schedules/{id}/trigger", summary: "Create a job of the schedule now", tag: "schedules", authenticated: true, successStatus: "201", responseSchema: "Job"),
         .init(method: "get", path: "/v1/schedules/{id}/preview", summary: "The next fire times", tag: "schedules", authenticated: true, successStatus: "200", responseSchema: "Object", query: ["count"]),
+        .init(method: "post", path: "/v1/subscriptions", summary: "Create a webhook subscription (its secret is shown only now)", tag: "webhooks", authenticated: true, successStatus: "201", requestSchema: "Object", responseSchema: "Object"),
+        .init(method: "get", path: "/v1/subscriptions", summary: "List webhook subscriptions", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "get", path: "/v1/subscriptions/{id}", summary: "A webhook subscription", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "patch", path: "/v1/subscriptions/{id}", summary: "Change a webhook subscription", tag: "webhooks", authenticated: true, successStatus: "200", requestSchema: "Object", responseSchema: "Object"),
+        .init(method: "delete", path: "/v1/subscriptions/{id}", summary: "Delete a webhook subscription", tag: "webhooks", authenticated: true, successStatus: "204"),
+        .init(method: "post", path: "/v1/subscriptions/{id}/rotate-secret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "post", path: "/v1/subscriptions/{id}/recover", summary: "Redeliver failed deliveries since a time", tag: "webhooks", authenticated: true, successStatus: "200", requestSchema: "Object", responseSchema: "Object"),
+        .init(method: "get", path: "/v1/deliveries", summary: "The delivery log", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "Object", query: ["subscription_id", "event_id", "state", "limit", "cursor"]),
+        .init(method: "get", path: "/v1/deliveries/{id}", summary: "A delivery with its attempts", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "post", path: "/v1/deliveries/{id}/redeliver", summary: "Send a delivery again (same webhook-id)", tag: "webhooks", authenticated: true, successStatus: "201", responseSchema: "Object"),
     ]
 
     /// The document, given the operations the running router serves (its routes may add to the list).

@@ -1,4 +1,5 @@
 import DreamdCore
+import DreamdStore
 import Hummingbird
 import Logging
 import NIOCore
@@ -31,7 +32,7 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError where error.status.code < 500 {
             return try APIError(error.status, code: "bad_request", message: error.status.reasonPhrase).response(from: request, context: context)
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            context.logger.error("request failed", metadata: ["error": "\(LogSafe.describe(error))", "path": "\(request.uri.path)"])
             return try APIError(.internalServerError, code: "internal_error", message: "internal error; see the daemon's log")
                 .response(from: request, context: context)
         }

@@ -11,8 +11,8 @@ import Prometheus
 import ServiceLifecycle
 
 /// Wires the daemon: one `ServiceGroup` with the database client first (it must outlive the
-/// services that drain into it), the HTTP client, the LISTEN loop, the worker, the scheduler, and
-/// the HTTP API.
+/// services that drain into it), the HTTP clients, the LISTEN loop, the job worker, the scheduler, the
+/// webhook delivery worker, and the HTTP API.
 public struct Daemon: Sendable {
     public let configuration: DaemonConfiguration
     public let postgres: PostgresClient
@@ -27,6 +27,11 @@ public struct Daemon: Sendable {
     public let dreamlookGate: UpstreamGate
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
+    /// Webhook delivery: its own HTTP client (no redirects, explicit timeouts), stores and wake-up.
+    public let webhookHTTPClient: HTTPClient
+    public let subscriptions: SubscriptionStore
+    public let deliveries: DeliveryStore
+    public let deliveryWake = WakeSignal()
     public let migrations: MigrationRunner
     /// Where `/metrics` reads from; the process bootstraps swift-metrics with it (`serve` does).
     public let metricsRegistry: PrometheusCollectorRegistry?
@@ -43,8 +48,13 @@ public struct Daemon: Sendable {
         httpConfiguration.redirectConfiguration = .disallow
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        webhookHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton,
+                                       configuration: WebhookSender.clientConfiguration(
+                                           timeout: configuration.webhooks.attemptTimeout, connectionsPerHost: configuration.webhooks.concurrency))
         jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention)
         schedules = ScheduleStore(client: postgres, logger: logger)
+        subscriptions = SubscriptionStore(client: postgres, logger: logger)
+        deliveries = DeliveryStore(client: postgres, logger: logger)
         keys = APIKeyStore(client: postgres, logger: logger)
         callbacks = CallbackStore(client: postgres, logger: logger)
         checkpoints = CheckpointStore(client: postgres, logger: logger)
@@ -83,8 +93,13 @@ public struct Daemon: Sendable {
     public func router() -> Router<APIRequestContext> {
         let rateLimiter = configuration.apiRateLimit > 0
             ? KeyRateLimiter(rate: configuration.apiRateLimit, burst: configuration.apiRateBurst) : nil
+        let webhooks = APIRouter.Webhooks(
+            subscriptions: subscriptions, deliveries: deliveries,
+            settings: WebhookAPISettings(destinationPolicy: configuration.webhooks.destinationPolicy,
+                                         secretOverlap: configuration.webhooks.secretOverlap))
         let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
-                                     registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() })
+                                     registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() },
+                                     webhooks: webhooks)
         let registry = metricsRegistry
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -123,15 +138,27 @@ public struct Daemon: Sendable {
         SchedulerService(store: schedules, registry: registry, configuration: configuration.scheduler, logger: logger)
     }
 
-    /// Every long-running part, in start order.
+    /// The webhook delivery worker, sending through `webhookHTTPClient` (or `resolver` instead of the system's).
+    public func deliveryWorker(resolver: any HostResolver = SystemHostResolver()) -> DeliveryWorker {
+        let webhooks = configuration.webhooks
+        let sender = WebhookSender(httpClient: webhookHTTPClient, resolver: resolver, policy: webhooks.destinationPolicy,
+                                   timeout: webhooks.attemptTimeout)
+        return DeliveryWorker(store: deliveries, sender: sender, configuration: webhooks, wake: deliveryWake, logger: logger)
+    }
+
+    /// Every long-running part, in start order (shut down in reverse).
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
         [
             PostgresClientService(client: postgres),
             HTTPClientService(client: httpClient),
-            JobNotificationListener(client: postgres, wake: wake, logger: logger),
+            HTTPClientService(client: webhookHTTPClient),
+            JobNotificationListener(client: postgres, channels: [
+                JobNotificationListener.channel: wake, JobNotificationListener.deliveriesChannel: deliveryWake,
+            ], logger: logger),
             worker(),
             scheduler(),
             QueueSampler(client: postgres, logger: logger),
+            deliveryWorker(),
             apiApplication(onServerRunning: onServerRunning),
         ]
     }

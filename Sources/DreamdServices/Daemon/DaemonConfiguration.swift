@@ -40,6 +40,7 @@ public struct DaemonConfiguration: Sendable {
     public var apiRateBurst: Double
     /// How long a graceful stop lets running steps finish before giving their leases back.
     public var drainTimeout: Duration
+    public var webhooks: WebhookConfiguration
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
@@ -125,6 +126,30 @@ public struct DaemonConfiguration: Sendable {
         apiRateLimit = rateLimit
         apiRateBurst = Double(try reader.int("DREAMD_API_RATE_BURST", default: 100, in: 1...100_000))
         worker.drainTimeout = drainTimeout
+        webhooks = try Self.webhookConfiguration(reader, idlePoll: worker.idlePollInterval)
+    }
+
+    static func webhookConfiguration(_ reader: EnvironmentReader, idlePoll: Duration) throws(ConfigurationError) -> WebhookConfiguration {
+        var schedule = RetrySchedule.standard
+        if let text = reader.string("DREAMD_WEBHOOK_RETRY_SCHEDULE") {
+            do { schedule = try RetrySchedule.parse(text) } catch {
+                throw ConfigurationError(key: "DREAMD_WEBHOOK_RETRY_SCHEDULE", message: error.description)
+            }
+        }
+        let timeout = try reader.duration("DREAMD_WEBHOOK_TIMEOUT", default: .seconds(15))
+        guard timeout >= .milliseconds(100), timeout <= .seconds(300) else {
+            throw ConfigurationError(key: "DREAMD_WEBHOOK_TIMEOUT", message: "must be from 100ms to 5m")
+        }
+        return WebhookConfiguration(
+            retrySchedule: schedule,
+            destinationPolicy: DestinationPolicy(allowPrivate: try reader.bool("DREAMD_WEBHOOK_ALLOW_PRIVATE", default: false)),
+            attemptTimeout: timeout,
+            concurrency: try reader.int("DREAMD_WEBHOOK_CONCURRENCY", default: 32, in: 1...1024),
+            perSubscription: try reader.int("DREAMD_WEBHOOK_PER_SUBSCRIPTION", default: 4, in: 1...256),
+            disableAfter: try reader.duration("DREAMD_WEBHOOK_DISABLE_AFTER", default: .seconds(5 * 86_400)),
+            secretOverlap: try reader.duration("DREAMD_WEBHOOK_SECRET_OVERLAP", default: .seconds(86_400)),
+            idlePollInterval: idlePoll
+        )
     }
 
     static func checkURL(_ text: String, key: String) throws(ConfigurationError) {
@@ -184,6 +209,15 @@ struct EnvironmentReader {
         guard let text = string(key) else { return fallback }
         do { return try DurationParser.parse(text) } catch {
             throw ConfigurationError(key: key, message: error.description)
+        }
+    }
+
+    func bool(_ key: String, default fallback: Bool) throws(ConfigurationError) -> Bool {
+        guard let text = string(key)?.lowercased() else { return fallback }
+        switch text {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError(key: key, message: "must be true or false, got \(text)")
         }
     }
 
