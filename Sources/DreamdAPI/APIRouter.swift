@@ -15,7 +15,7 @@ public enum APIRouter {
         HealthRoutes(probe: readiness).register(on: router)
         CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
-        JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
+        JobsRoutes(jobs: jobs, registry: registry, checkpoints: checkpoints).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         return router
     }

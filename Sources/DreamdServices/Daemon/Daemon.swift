@@ -22,6 +22,8 @@ public struct Daemon: Sendable {
     public let callbackEndpoint: CallbackEndpoint
     /// Paces every dreamlook call of this process; a 429 pauses dreamlook only.
     public let dreamlookGate: UpstreamGate
+    /// The dreamlook client (the archiver reads jobs again for fresh checkpoint URLs).
+    public let dreamlook: DreamlookClient
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
     public let migrations: MigrationRunner
@@ -37,13 +39,14 @@ public struct Daemon: Sendable {
         httpConfiguration.redirectConfiguration = .disallow
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.upstreamTimeout.seconds)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention)
+        jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention,
+                        archiveAllCheckpoints: configuration.archiveCheckpoints)
         keys = APIKeyStore(client: postgres, logger: logger)
         callbacks = CallbackStore(client: postgres, logger: logger)
-        checkpoints = CheckpointStore(client: postgres, logger: logger)
+        checkpoints = CheckpointStore(client: postgres, logger: logger, expiryWarning: configuration.checkpointExpiryWarning)
         callbackEndpoint = CallbackEndpoint(store: callbacks, baseURL: configuration.publicURL)
         dreamlookGate = UpstreamGate(name: DreamlookClient.provider, ratePerSecond: configuration.dreamlookRequestsPerSecond)
-        let dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
+        dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
                                         httpClient: httpClient, timeout: configuration.upstreamTimeout, gate: dreamlookGate)
         registry = ExecutorRegistry([
             DreamlookExecutor(
@@ -97,15 +100,36 @@ public struct Daemon: Sendable {
                   callbacks: configuration.callbacksEnabled ? callbackEndpoint : nil, logger: logger)
     }
 
+    /// The service that moves checkpoints to `expiring` and `expired` on time.
+    public func retentionSweeper() -> RetentionSweeper {
+        RetentionSweeper(store: checkpoints, interval: configuration.retentionSweepInterval, logger: logger)
+    }
+
+    /// The service that copies requested checkpoints to `DREAMD_DATA_DIR/checkpoints/` before they expire.
+    public func archiver(owner: String? = nil, leaseDuration: Duration? = nil) -> CheckpointArchiver {
+        var settings = ArchiverConfiguration(
+            directory: configuration.dataDirectory + "/checkpoints", concurrency: max(configuration.archiveConcurrency, 1),
+            leaseDuration: leaseDuration ?? configuration.archiveLeaseDuration,
+            retryBackoff: BackoffPolicy(base: configuration.archiveRetryBackoff, cap: .seconds(3600)),
+            retention: configuration.archiveRetention
+        )
+        if let owner { settings.owner = owner }
+        return CheckpointArchiver(store: checkpoints, dreamlook: dreamlook,
+                                  downloader: CheckpointDownloader(httpClient: httpClient), configuration: settings, logger: logger)
+    }
+
     /// Every long-running part, in start order.
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
-        [
+        var services: [any Service] = [
             PostgresClientService(client: postgres),
             HTTPClientService(client: httpClient),
             JobNotificationListener(client: postgres, wake: wake, logger: logger),
             worker(),
-            apiApplication(onServerRunning: onServerRunning),
+            retentionSweeper(),
         ]
+        if configuration.archiveConcurrency > 0 { services.append(archiver()) }
+        services.append(apiApplication(onServerRunning: onServerRunning))
+        return services
     }
 
     /// Refuses to start on a database that is behind or was migrated with other files.
