@@ -30,7 +30,7 @@ public enum APIRouter {
         router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json()) }
         CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter))
-        JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
+        JobsRoutes(jobs: jobs, registry: registry, checkpoints: checkpoints).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)
         if let webhooks {

@@ -52,10 +52,24 @@ public protocol JobExecutor: Sendable {
     var usesCallbacks: Bool { get }
     /// What to do with a callback received for `job`.
     func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision
+    /// The trained checkpoints a job of `kind` with `params` runs on (refused or failed once they expired).
+    func referencedCheckpoints(kind: JobKind, params: JSONValue) -> [CheckpointReference]
+}
+
+/// A checkpoint a job's params name, and where: `field` is the params path (`params.checkpoint_id`).
+public struct CheckpointReference: Sendable, Hashable {
+    public var field: String
+    public var checkpointID: String
+
+    public init(field: String, checkpointID: String) {
+        self.field = field
+        self.checkpointID = checkpointID
+    }
 }
 
 extension JobExecutor {
     public var usesCallbacks: Bool { false }
+    public func referencedCheckpoints(kind: JobKind, params: JSONValue) -> [CheckpointReference] { [] }
     public func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision { .confirmByPolling }
 }
 

@@ -12,6 +12,8 @@ public final class Simulator: Sendable {
         public var queueTime: Duration = .seconds(1)
         public var runTime: Duration = .seconds(2)
         public var faults = SimulatorFaults()
+        /// How dreamlook checkpoint files are served.
+        public var files = DreamlookFileSettings()
         public var dreamgenAPIKey: String?
         public var dreamgen = DreamGenSimulator.Behaviour()
         public init() {}
@@ -30,7 +32,7 @@ public final class Simulator: Sendable {
         self.dreamgen = DreamGenSimulator(apiKey: configuration.dreamgenAPIKey, behaviour: configuration.dreamgen)
         self.dreamlook = DreamlookSimulator(
             apiKey: configuration.dreamlookAPIKey, queueTime: configuration.queueTime, runTime: configuration.runTime,
-            faults: configuration.faults, baseURL: { "http://\(host):\(port.withLock { $0 })" }
+            faults: configuration.faults, files: configuration.files, baseURL: { "http://\(host):\(port.withLock { $0 })" }
         )
     }
 

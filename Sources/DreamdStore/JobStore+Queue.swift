@@ -195,15 +195,28 @@ extension JobStore {
 
     static func millis(_ duration: Duration) -> Int64 { Int64(duration.seconds * 1000) }
 
+    /// Records a trained checkpoint, or refreshes the URL of one recorded before (a repeated poll).
+    ///
+    /// Not `INSERT ... ON CONFLICT`: the `checkpoints_write` BEFORE INSERT trigger would write an audit row
+    /// for an insert that does not happen. Archiving is requested when the job asked for it
+    /// (`jobs.archive_checkpoints`) or the daemon archives every checkpoint (`DREAMD_ARCHIVE_CHECKPOINTS`).
     private func insertCheckpoint(_ checkpoint: TrainedCheckpoint, jobID: UUID, on connection: PostgresConnection) async throws {
+        let refreshed = try await connection.query("""
+            UPDATE checkpoints SET url = \(checkpoint.url), audit_actor = 'worker'
+            WHERE upstream_checkpoint_id = \(checkpoint.upstreamCheckpointID)
+            RETURNING id
+            """, logger: logger).collect()
+        guard refreshed.isEmpty else { return }
         try await connection.query("""
             INSERT INTO checkpoints (job_id, upstream_checkpoint_id, trained_at, expires_at, checkpoint_type, model_type,
-                                     file_format, is_extracted_lora, training_step, size_bytes, url)
-            VALUES (\(jobID), \(checkpoint.upstreamCheckpointID), \(checkpoint.trainedAt),
-                    \(checkpoint.trainedAt) + \(Self.millis(checkpointRetention)) * interval '1 millisecond',
-                    \(checkpoint.checkpointType), \(checkpoint.modelType), \(checkpoint.fileFormat), \(checkpoint.isExtractedLora),
-                    \(checkpoint.trainingStep), \(checkpoint.sizeBytes), \(checkpoint.url))
-            ON CONFLICT (upstream_checkpoint_id) DO UPDATE SET url = EXCLUDED.url, updated_at = now()
+                                     file_format, is_extracted_lora, training_step, size_bytes, url,
+                                     archive_requested, archive_state, archive_next_attempt_at, audit_actor)
+            SELECT \(jobID), \(checkpoint.upstreamCheckpointID), \(checkpoint.trainedAt),
+                   \(checkpoint.trainedAt) + \(Self.millis(checkpointRetention)) * interval '1 millisecond',
+                   \(checkpoint.checkpointType), \(checkpoint.modelType), \(checkpoint.fileFormat), \(checkpoint.isExtractedLora),
+                   \(checkpoint.trainingStep), \(checkpoint.sizeBytes), \(checkpoint.url),
+                   archive, CASE WHEN archive THEN 'pending' END, CASE WHEN archive THEN now() END, 'worker'
+            FROM (SELECT \(archiveAllCheckpoints) OR j.archive_checkpoints AS archive FROM jobs j WHERE j.id = \(jobID)) a
             """, logger: logger)
     }
 }

@@ -12,11 +12,14 @@ public struct JobStore: Sendable {
     public let logger: Logger
     /// How long an upstream keeps a trained checkpoint: `expires_at = trained_at + checkpointRetention`.
     public let checkpointRetention: Duration
+    /// Whether every trained checkpoint is archived, whatever its job asked (`DREAMD_ARCHIVE_CHECKPOINTS`).
+    public let archiveAllCheckpoints: Bool
 
-    public init(client: PostgresClient, logger: Logger, checkpointRetention: Duration = .seconds(48 * 3600)) {
+    public init(client: PostgresClient, logger: Logger, checkpointRetention: Duration = .seconds(48 * 3600), archiveAllCheckpoints: Bool = false) {
         self.client = client
         self.logger = logger
         self.checkpointRetention = checkpointRetention
+        self.archiveAllCheckpoints = archiveAllCheckpoints
     }
 
     /// A job to insert.
@@ -32,12 +35,16 @@ public struct JobStore: Sendable {
         public var requestHash: String?
         public var apiKeyID: UUID?
         public var provider: String?
+        /// Whether the checkpoints this (dreambooth) job trains are to be archived (`archive_checkpoints`).
+        public var archiveCheckpoints: Bool
 
         public init(
             id: UUID = UUID(), kind: JobKind, params: JSONValue, runAt: Date? = nil, priority: Int = 0,
             maxAttempts: Int = 5, metadata: JSONValue = .object([:]), idempotencyKey: String? = nil,
-            requestHash: String? = nil, apiKeyID: UUID? = nil, provider: String? = nil
+            requestHash: String? = nil, apiKeyID: UUID? = nil, provider: String? = nil,
+            archiveCheckpoints: Bool = false
         ) {
+            self.archiveCheckpoints = archiveCheckpoints
             self.id = id
             self.kind = kind
             self.params = params
@@ -73,12 +80,12 @@ public struct JobStore: Sendable {
         do {
             let rows = try await client.query("""
                 INSERT INTO jobs (id, kind, state, params, max_attempts, priority, run_at, metadata,
-                                  idempotency_key, request_hash, api_key_id, upstream_provider, audit_actor)
+                                  idempotency_key, request_hash, api_key_id, upstream_provider, archive_checkpoints, audit_actor)
                 VALUES (\(new.id), \(new.kind.rawValue),
                         CASE WHEN \(new.runAt)::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
                         \(paramsText)::jsonb, \(new.maxAttempts), \(new.priority), COALESCE(\(new.runAt)::timestamptz, now()),
                         \(metadataText)::jsonb, \(new.idempotencyKey), \(new.requestHash), \(new.apiKeyID), \(new.provider),
-                        \(actor.rawValue))
+                        \(new.archiveCheckpoints), \(actor.rawValue))
                 RETURNING \(unescaped: JobColumns.list())
                 """, logger: logger).collect()
             guard let row = rows.first else { throw JobStoreError.corruptRow("INSERT returned no row") }

@@ -176,7 +176,7 @@ struct DreamlookCallbackTests {
                     let checkpoint = try #require(listed.first { $0["job_id"] == first["id"] })
                     #expect(checkpoint["upstream_checkpoint_id"]?.stringValue?.hasPrefix("ckp_") == true)
                     #expect(checkpoint["state"]?.stringValue == "available")
-                    #expect(checkpoint["size_bytes"]?.intValue == 2_132_625_432)
+                    #expect(checkpoint["size_bytes"]?.intValue == 256 * 1024)
                     let trained = try #require(checkpoint["trained_at"]?.stringValue.flatMap(DreamdJSON.parseDate))
                     let expires = try #require(checkpoint["expires_at"]?.stringValue.flatMap(DreamdJSON.parseDate))
                     #expect(abs(expires.timeIntervalSince(trained) - 48 * 3600) < 1)

@@ -13,6 +13,7 @@ public struct CheckpointsRoutes: Sendable {
     public func register(on group: RouterGroup<APIRequestContext>) {
         group.get("checkpoints", use: list)
         group.get("checkpoints/:id", use: get)
+        group.patch("checkpoints/:id", use: patch)
     }
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -29,6 +30,12 @@ public struct CheckpointsRoutes: Sendable {
             guard let id = UUID(uuidString: String(job)) else { throw APIError.badRequest("job_id must be a UUID", code: "invalid_parameter") }
             jobID = id
         }
+        var within: Duration?
+        if let text = query["expiring_within"] {
+            do { within = try DurationParser.parse(String(text)) } catch {
+                throw APIError.badRequest("expiring_within: \(error.description)", code: "invalid_parameter")
+            }
+        }
         var limit = 100
         if let text = query["limit"] {
             guard let value = Int(text), (1...500).contains(value) else {
@@ -36,7 +43,7 @@ public struct CheckpointsRoutes: Sendable {
             }
             limit = value
         }
-        return try JSONResponse.make(["data": try await checkpoints.list(states: states, jobID: jobID, limit: limit)])
+        return try JSONResponse.make(["data": try await checkpoints.list(states: states, jobID: jobID, expiringWithin: within, limit: limit)])
     }
 
     @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -45,5 +52,48 @@ public struct CheckpointsRoutes: Sendable {
             throw APIError.notFound("no such checkpoint")
         }
         return try JSONResponse.make(checkpoint)
+    }
+
+    /// `PATCH /v1/checkpoints/{id}` with `{"expires_at": ISO-8601}` or `{"retention": "72h"}` (from `trained_at`):
+    /// the per-checkpoint retention override (e.g. a plan that keeps checkpoints longer upstream).
+    @Sendable func patch(_ request: Request, context: APIRequestContext) async throws -> Response {
+        guard let text = context.parameters.get("id"), let id = UUID(uuidString: text),
+              let current = try await checkpoints.checkpoint(id: id) else {
+            throw APIError.notFound("no such checkpoint")
+        }
+        let body = try await RequestBody.json(request, context: context)
+        guard let object = body.objectValue else { throw APIError.badRequest("the body must be a JSON object", code: "invalid_json") }
+        if let unknown = object.keys.sorted().first(where: { !["expires_at", "retention"].contains($0) }) {
+            throw APIError.invalid(ValidationError(field: unknown, message: "is not a known field (expires_at or retention)"), code: "invalid_checkpoint")
+        }
+        let expiresAt: Date
+        switch (object["expires_at"], object["retention"]) {
+        case (let value?, nil):
+            guard let text = value.stringValue, let date = DreamdJSON.parseDate(text) else {
+                throw APIError.invalid(ValidationError(field: "expires_at", message: "must be an ISO-8601 date-time"), code: "invalid_checkpoint")
+            }
+            expiresAt = date
+        case (nil, let value?):
+            guard let text = value.stringValue, let duration = try? DurationParser.parse(text), duration > .zero else {
+                throw APIError.invalid(ValidationError(field: "retention", message: "must be a positive duration such as 72h"), code: "invalid_checkpoint")
+            }
+            expiresAt = current.trainedAt.addingTimeInterval(duration.seconds)
+        case (nil, nil):
+            throw APIError.invalid(ValidationError(field: "expires_at", message: "give expires_at or retention"), code: "invalid_checkpoint")
+        case (_?, _?):
+            throw APIError.invalid(ValidationError(field: "retention", message: "give expires_at or retention, not both"), code: "invalid_checkpoint")
+        }
+        guard expiresAt > current.trainedAt else {
+            throw APIError.invalid(ValidationError(field: object["expires_at"] != nil ? "expires_at" : "retention",
+                                                   message: "must put expiry after trained_at"), code: "invalid_checkpoint")
+        }
+        do {
+            guard let updated = try await checkpoints.setExpiry(id: id, expiresAt: expiresAt) else { throw APIError.notFound("no such checkpoint") }
+            context.logger.info("checkpoint expiry changed", metadata: ["checkpoint_id": "\(id)", "expires_at": "\(DreamdJSON.formatDate(expiresAt))"])
+            return try JSONResponse.make(updated)
+        } catch CheckpointStoreError.alreadyExpired(let at) {
+            throw APIError(.conflict, code: "checkpoint_expired", message: "checkpoint expired at \(DreamdJSON.formatDate(at)); dreamlook has deleted it",
+                           details: ["expired_at": .string(DreamdJSON.formatDate(at))])
+        }
     }
 }

@@ -15,6 +15,8 @@ struct JobSubmission: Sendable {
     var priority: Int
     var maxAttempts: Int
     var metadata: JSONValue
+    /// `archive_checkpoints`: keep a copy of the checkpoints this dreambooth job trains (stored on the job).
+    var archiveCheckpoints = false
     /// SHA-256 of the body's canonical JSON: the identity an `Idempotency-Key` is bound to.
     var requestHash: String
 
@@ -61,9 +63,11 @@ struct JobSubmission: Sendable {
         do {
             priority = try reader.optionalInt("priority", in: Self.priorityRange) ?? 0
             maxAttempts = try reader.optionalInt("max_attempts", in: 1...100) ?? 5
-            if let archive = try reader.optionalBool("archive_checkpoints"), archive,
-               kind != .dreambooth, kind != .dreamboothImageGen {
-                throw ValidationError(field: "archive_checkpoints", message: "applies only to dreambooth and dreambooth_image_gen jobs")
+            if let archive = try reader.optionalBool("archive_checkpoints"), archive {
+                guard kind == .dreambooth || kind == .dreamboothImageGen else {
+                    throw ValidationError(field: "archive_checkpoints", message: "applies only to dreambooth and dreambooth_image_gen jobs")
+                }
+                archiveCheckpoints = true
             }
         } catch let error as ValidationError {
             throw APIError.invalid(ValidationError(field: String(error.field.dropFirst("body.".count)), message: error.message))

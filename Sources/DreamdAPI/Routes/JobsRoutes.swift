@@ -7,10 +7,13 @@ import Hummingbird
 public struct JobsRoutes: Sendable {
     let jobs: JobStore
     let registry: ExecutorRegistry
+    /// Where submissions naming a trained checkpoint are checked for expiry.
+    let checkpoints: CheckpointStore?
 
-    public init(jobs: JobStore, registry: ExecutorRegistry) {
+    public init(jobs: JobStore, registry: ExecutorRegistry, checkpoints: CheckpointStore? = nil) {
         self.jobs = jobs
         self.registry = registry
+        self.checkpoints = checkpoints
     }
 
     public func register(on group: RouterGroup<APIRequestContext>) {
@@ -31,11 +34,12 @@ public struct JobsRoutes: Sendable {
             }
             return key
         }
+        try await refuseExpiredCheckpoints(submission)
         let new = JobStore.NewJob(
             kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
             maxAttempts: submission.maxAttempts, metadata: submission.metadata, idempotencyKey: idempotencyKey,
             requestHash: submission.requestHash, apiKeyID: context.apiKey?.id,
-            provider: registry.executor(for: submission.kind)?.provider
+            provider: registry.executor(for: submission.kind)?.provider, archiveCheckpoints: submission.archiveCheckpoints
         )
         switch try await jobs.insert(new) {
         case .created(let job):
@@ -50,6 +54,21 @@ public struct JobsRoutes: Sendable {
                            message: "Idempotency-Key was already used with a different body",
                            details: ["job_id": .string(job.id.uuidString.lowercased())])
         }
+    }
+
+    /// 422 `checkpoint_expired` when the job names a checkpoint dreamd knows to be expired. Checkpoints
+    /// dreamd does not know (trained outside it) are left to the upstream.
+    func refuseExpiredCheckpoints(_ submission: JobSubmission) async throws {
+        guard let checkpoints, let executor = registry.executor(for: submission.kind) else { return }
+        let references = executor.referencedCheckpoints(kind: submission.kind, params: submission.params)
+        guard !references.isEmpty else { return }
+        let expired = try await checkpoints.expired(among: references.map(\.checkpointID))
+        guard let reference = references.first(where: { ref in expired.contains { $0.upstreamCheckpointID == ref.checkpointID } }),
+              let found = expired.first(where: { $0.upstreamCheckpointID == reference.checkpointID }) else { return }
+        let expiredAt = DreamdJSON.formatDate(found.expiredAt)
+        throw APIError(.unprocessableContent, code: "checkpoint_expired",
+                       message: "\(reference.field): checkpoint \(reference.checkpointID) expired at \(expiredAt); dreamlook has deleted it",
+                       details: ["field": .string(reference.field), "checkpoint_id": .string(reference.checkpointID), "expired_at": .string(expiredAt)])
     }
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {

@@ -25,6 +25,8 @@ public struct Daemon: Sendable {
     public let callbackEndpoint: CallbackEndpoint
     /// Paces every dreamlook call of this process; a 429 pauses dreamlook only.
     public let dreamlookGate: UpstreamGate
+    /// The dreamlook client (the archiver reads jobs again for fresh checkpoint URLs).
+    public let dreamlook: DreamlookClient
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
     /// Webhook delivery: its own HTTP client (no redirects, explicit timeouts), stores and wake-up.
@@ -51,16 +53,17 @@ public struct Daemon: Sendable {
         webhookHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton,
                                        configuration: WebhookSender.clientConfiguration(
                                            timeout: configuration.webhooks.attemptTimeout, connectionsPerHost: configuration.webhooks.concurrency))
-        jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention)
+        jobs = JobStore(client: postgres, logger: logger, checkpointRetention: configuration.checkpointRetention,
+                        archiveAllCheckpoints: configuration.archiveCheckpoints)
         schedules = ScheduleStore(client: postgres, logger: logger)
         subscriptions = SubscriptionStore(client: postgres, logger: logger)
         deliveries = DeliveryStore(client: postgres, logger: logger)
         keys = APIKeyStore(client: postgres, logger: logger)
         callbacks = CallbackStore(client: postgres, logger: logger)
-        checkpoints = CheckpointStore(client: postgres, logger: logger)
+        checkpoints = CheckpointStore(client: postgres, logger: logger, expiryWarning: configuration.checkpointExpiryWarning)
         callbackEndpoint = CallbackEndpoint(store: callbacks, baseURL: configuration.publicURL)
         dreamlookGate = UpstreamGate(name: DreamlookClient.provider, ratePerSecond: configuration.dreamlookRequestsPerSecond)
-        let dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
+        dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
                                         httpClient: httpClient, timeout: configuration.upstreamTimeout, gate: dreamlookGate)
         registry = ExecutorRegistry([
             DreamlookExecutor(
@@ -146,9 +149,27 @@ public struct Daemon: Sendable {
         return DeliveryWorker(store: deliveries, sender: sender, configuration: webhooks, wake: deliveryWake, logger: logger)
     }
 
+    /// The service that moves checkpoints to `expiring` and `expired` on time.
+    public func retentionSweeper() -> RetentionSweeper {
+        RetentionSweeper(store: checkpoints, interval: configuration.retentionSweepInterval, logger: logger)
+    }
+
+    /// The service that copies requested checkpoints to `DREAMD_DATA_DIR/checkpoints/` before they expire.
+    public func archiver(owner: String? = nil, leaseDuration: Duration? = nil) -> CheckpointArchiver {
+        var settings = ArchiverConfiguration(
+            directory: configuration.dataDirectory + "/checkpoints", concurrency: max(configuration.archiveConcurrency, 1),
+            leaseDuration: leaseDuration ?? configuration.archiveLeaseDuration,
+            retryBackoff: BackoffPolicy(base: configuration.archiveRetryBackoff, cap: .seconds(3600)),
+            retention: configuration.archiveRetention
+        )
+        if let owner { settings.owner = owner }
+        return CheckpointArchiver(store: checkpoints, dreamlook: dreamlook,
+                                  downloader: CheckpointDownloader(httpClient: httpClient), configuration: settings, logger: logger)
+    }
+
     /// Every long-running part, in start order (shut down in reverse).
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
-        [
+        var services: [any Service] = [
             PostgresClientService(client: postgres),
             HTTPClientService(client: httpClient),
             HTTPClientService(client: webhookHTTPClient),
@@ -159,8 +180,11 @@ public struct Daemon: Sendable {
             scheduler(),
             QueueSampler(client: postgres, logger: logger),
             deliveryWorker(),
-            apiApplication(onServerRunning: onServerRunning),
+            retentionSweeper(),
         ]
+        if configuration.archiveConcurrency > 0 { services.append(archiver()) }
+        services.append(apiApplication(onServerRunning: onServerRunning))
+        return services
     }
 
     /// Refuses to start on a database that is behind or was migrated with other files.

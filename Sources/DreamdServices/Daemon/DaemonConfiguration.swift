@@ -31,6 +31,20 @@ public struct DaemonConfiguration: Sendable {
     public var callbackPollIntervalCap: Duration
     public var dreamlookRequestsPerSecond: Double
     public var checkpointRetention: Duration
+    /// How long before expiry a checkpoint becomes `expiring` (`DREAMD_CHECKPOINT_EXPIRY_WARNING`, default 6h).
+    public var checkpointExpiryWarning: Duration
+    /// The retention sweeper's longest sleep between passes (`DREAMD_RETENTION_SWEEP_INTERVAL`, default 1s).
+    public var retentionSweepInterval: Duration
+    /// Archive every trained checkpoint, whatever the job asked (`DREAMD_ARCHIVE_CHECKPOINTS`, default false).
+    public var archiveCheckpoints: Bool
+    /// How many checkpoint downloads run at once (`DREAMD_ARCHIVE_CONCURRENCY`, default 2; 0: this process does not archive).
+    public var archiveConcurrency: Int
+    /// First wait after a failed archive attempt, doubling up to 1h (`DREAMD_ARCHIVE_RETRY_BACKOFF`, default 30s).
+    public var archiveRetryBackoff: Duration
+    /// How long an archive claim holds without renewal (`DREAMD_ARCHIVE_LEASE`, default 60s).
+    public var archiveLeaseDuration: Duration
+    /// How long archived files are kept (`DREAMD_ARCHIVE_RETENTION`; unset: forever).
+    public var archiveRetention: Duration?
     public var dreamgenBaseURL: String
     public var dreamgenAPIKey: String?
     public var completionIdleTimeout: Duration
@@ -113,6 +127,23 @@ public struct DaemonConfiguration: Sendable {
         }
         dreamlookRequestsPerSecond = parsedRate
         checkpointRetention = try reader.duration("DREAMD_CHECKPOINT_RETENTION", default: .seconds(48 * 3600))
+        checkpointExpiryWarning = try reader.duration("DREAMD_CHECKPOINT_EXPIRY_WARNING", default: .seconds(6 * 3600))
+        retentionSweepInterval = try reader.duration("DREAMD_RETENTION_SWEEP_INTERVAL", default: .seconds(1))
+        guard retentionSweepInterval >= .milliseconds(10) else {
+            throw ConfigurationError(key: "DREAMD_RETENTION_SWEEP_INTERVAL", message: "must be at least 10ms")
+        }
+        archiveCheckpoints = try reader.bool("DREAMD_ARCHIVE_CHECKPOINTS", default: false)
+        archiveConcurrency = try reader.int("DREAMD_ARCHIVE_CONCURRENCY", default: 2, in: 0...64)
+        archiveRetryBackoff = try reader.duration("DREAMD_ARCHIVE_RETRY_BACKOFF", default: .seconds(30))
+        archiveLeaseDuration = try reader.duration("DREAMD_ARCHIVE_LEASE", default: .seconds(60))
+        guard archiveLeaseDuration >= .seconds(1) else {
+            throw ConfigurationError(key: "DREAMD_ARCHIVE_LEASE", message: "must be at least 1s")
+        }
+        if reader.string("DREAMD_ARCHIVE_RETENTION") != nil {
+            archiveRetention = try reader.duration("DREAMD_ARCHIVE_RETENTION", default: .zero)
+        } else {
+            archiveRetention = nil
+        }
         dreamgenBaseURL = reader.string("DREAMGEN_BASE_URL") ?? "https://dreamgen.com"
         try Self.checkURL(dreamgenBaseURL, key: "DREAMGEN_BASE_URL")
         dreamgenAPIKey = reader.string("DREAMGEN_API_KEY")
@@ -213,8 +244,8 @@ struct EnvironmentReader {
     }
 
     func bool(_ key: String, default fallback: Bool) throws(ConfigurationError) -> Bool {
-        guard let text = string(key)?.lowercased() else { return fallback }
-        switch text {
+        guard let text = string(key) else { return fallback }
+        switch text.lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false
         default: throw ConfigurationError(key: key, message: "must be true or false, got \(text)")

@@ -158,10 +158,16 @@ public final class JobWorker: Service, Sendable {
                 logger.warning("could not create a callback token; submitting without a callback", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
-        let progress = ProgressWriter(store: store, jobID: claimed.job.id, owner: configuration.owner, logger: logger)
-        let context = StepContext(logger: logger, reportProgress: { await progress.report($0) })
-        let outcome = isSubmission ? await executor.submit(claimed, context: context) : await executor.poll(claimed, context: context)
-        await progress.flush()
+        let outcome: StepOutcome
+        if isSubmission, let refused = await expiredCheckpointOutcome(claimed, executor: executor, logger: logger) {
+            // A checkpoint this job runs on expired while it waited: fail without calling the upstream.
+            outcome = refused
+        } else {
+            let progress = ProgressWriter(store: store, jobID: claimed.job.id, owner: configuration.owner, logger: logger)
+            let context = StepContext(logger: logger, reportProgress: { await progress.report($0) })
+            outcome = isSubmission ? await executor.submit(claimed, context: context) : await executor.poll(claimed, context: context)
+            await progress.flush()
+        }
         for attempt in 1...5 {
             do {
                 let job = try await store.record(outcome, for: claimed, provider: executor.provider, owner: configuration.owner,
@@ -185,5 +191,24 @@ public final class JobWorker: Service, Sendable {
             }
         }
         logger.error("could not record the outcome; the lease will expire and the job will be taken over")
+    }
+
+    /// `.failed(checkpoint_expired)` when a checkpoint the job names is known to be expired, else `nil`.
+    /// A failed lookup lets the submission go ahead (dreamlook itself refuses a deleted checkpoint).
+    func expiredCheckpointOutcome(_ claimed: ClaimedJob, executor: any JobExecutor, logger: Logger) async -> StepOutcome? {
+        let references = executor.referencedCheckpoints(kind: claimed.job.kind, params: claimed.job.params)
+        guard !references.isEmpty else { return nil }
+        let expired: [ExpiredCheckpoint]
+        do {
+            expired = try await store.expiredCheckpoints(among: references.map(\.checkpointID))
+        } catch {
+            logger.warning("could not check the job's checkpoints for expiry", metadata: ["error": "\(String(reflecting: error))"])
+            return nil
+        }
+        guard let first = expired.first, let reference = references.first(where: { $0.checkpointID == first.upstreamCheckpointID }) else {
+            return nil
+        }
+        let message = "checkpoint \(first.upstreamCheckpointID) (\(reference.field)) expired at \(DreamdJSON.formatDate(first.expiredAt)) while the job was waiting; it was not submitted"
+        return .failed(JobError(code: "checkpoint_expired", message: message), upstreamState: nil)
     }
 }

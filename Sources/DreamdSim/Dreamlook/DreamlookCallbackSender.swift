@@ -17,15 +17,16 @@ struct DreamlookCallbackSender: Service {
             await withDiscardingTaskGroup { group in
                 while !Task.isCancelled {
                     let faults = await state.faults
+                    let files = await state.files
                     for job in await state.dueCallbacks(now: Date()) {
                         guard let url = job.callbackURL else { continue }
                         if !job.isDryRun, Double.random(in: 0..<1) < faults.callbackDropRate { continue }
-                        let final = DreamlookJobRenderer.render(job, baseURL: baseURL())
+                        let final = DreamlookJobRenderer.render(job, baseURL: baseURL(), files: files)
                         let copies = Double.random(in: 0..<1) < faults.callbackDuplicateRate ? 2 : 1
                         let stale = Double.random(in: 0..<1) < faults.callbackReorderRate
                         group.addTask {
                             for _ in 0..<copies { await send(final, to: url) }
-                            if stale { await send(DreamlookJobRenderer.render(job, baseURL: baseURL(), forceState: "running"), to: url) }
+                            if stale { await send(DreamlookJobRenderer.render(job, baseURL: baseURL(), files: files, forceState: "running"), to: url) }
                         }
                     }
                     try? await Task.sleep(for: .milliseconds(50))

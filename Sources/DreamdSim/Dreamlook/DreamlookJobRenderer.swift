@@ -3,7 +3,8 @@ import Foundation
 
 /// Renders a simulated job as dreamlook's job object, its state derived from the clock.
 enum DreamlookJobRenderer {
-    static func render(_ job: DreamlookSimState.SimJob, now: Date = Date(), baseURL: String, forceState: String? = nil) -> JSONValue {
+    static func render(_ job: DreamlookSimState.SimJob, now: Date = Date(), baseURL: String, files: DreamlookFileSettings = .init(),
+                       forceState: String? = nil) -> JSONValue {
         let queuedEnd = job.createdAt.addingTimeInterval(job.queueTime.seconds)
         let runningEnd = queuedEnd.addingTimeInterval(job.runTime.seconds)
         var state: String
@@ -38,9 +39,9 @@ enum DreamlookJobRenderer {
         case "image_gen":
             object["image_gen_results"] = [images(for: job.config, configIndex: 0, checkpoint: job.config["checkpoint_id"] ?? .null, job: job, baseURL: baseURL)]
         case "dreambooth":
-            object["dreambooth_result"] = ["checkpoints": [checkpoint(trainedCheckpoint, config: job.config, baseURL: baseURL)]]
+            object["dreambooth_result"] = ["checkpoints": [checkpoint(trainedCheckpoint, config: job.config, baseURL: baseURL, files: files, now: now)]]
         case "dreambooth_image_gen":
-            object["dreambooth_result"] = ["checkpoints": [checkpoint(trainedCheckpoint, config: job.config["dreambooth"] ?? [:], baseURL: baseURL)]]
+            object["dreambooth_result"] = ["checkpoints": [checkpoint(trainedCheckpoint, config: job.config["dreambooth"] ?? [:], baseURL: baseURL, files: files, now: now)]]
             let requests = job.config["image_gen"]?.arrayValue ?? []
             object["image_gen_results"] = .array(requests.enumerated().map { index, request in
                 images(for: request, configIndex: index, checkpoint: .string(trainedCheckpoint), job: job, baseURL: baseURL)
@@ -65,15 +66,15 @@ enum DreamlookJobRenderer {
         return ["checkpoint_id": checkpoint, "config_idx": .number(Double(configIndex)), "generated_images": .array(images)]
     }
 
-    static func checkpoint(_ id: String, config: JSONValue, baseURL: String) -> JSONValue {
+    static func checkpoint(_ id: String, config: JSONValue, baseURL: String, files: DreamlookFileSettings, now: Date) -> JSONValue {
         [
             "checkpoint_id": .string(id),
-            "url": .string("\(baseURL)/files/\(id).safetensors?expires=3600&signature=sim"),
+            "url": .string(DreamlookFiles.url(checkpointID: id, baseURL: baseURL, settings: files, now: now)),
             "is_extracted_lora": false,
             "checkpoint_type": "checkpoint",
             "model_type": config["model_type"] ?? "sd-v1",
             "training_step": config["steps"] ?? 100,
-            "size_bytes": 2_132_625_432,
+            "size_bytes": .number(Double(files.checkpointSize)),
             "file_format": "safetensors",
             "availability_mode": "download",
             "is_available": true,

@@ -30,14 +30,19 @@ actor DreamlookSimState {
     var queueTime: Duration
     var runTime: Duration
     var requestCount = 0
+    var files = DreamlookFileSettings()
+    var fileRequests: [DreamlookFileRequest] = []
 
-    init(faults: SimulatorFaults, queueTime: Duration, runTime: Duration) {
+    init(faults: SimulatorFaults, queueTime: Duration, runTime: Duration, files: DreamlookFileSettings = .init()) {
         self.faults = faults
+        self.files = files
         self.queueTime = queueTime
         self.runTime = runTime
     }
 
     func setFaults(_ faults: SimulatorFaults) { self.faults = faults }
+    func setFiles(_ files: DreamlookFileSettings) { self.files = files }
+    func recordFileRequest(_ request: DreamlookFileRequest) { fileRequests.append(request) }
     func force(statuses: [Int]) { forced.statuses.append(contentsOf: statuses) }
     func setTiming(queue: Duration, run: Duration) {
         queueTime = queue

@@ -12,8 +12,9 @@ public struct DreamlookSimulator: Sendable {
     let apiKey: String?
     let baseURL: @Sendable () -> String
 
-    public init(apiKey: String?, queueTime: Duration, runTime: Duration, faults: SimulatorFaults = .init(), baseURL: @escaping @Sendable () -> String) {
-        self.state = DreamlookSimState(faults: faults, queueTime: queueTime, runTime: runTime)
+    public init(apiKey: String?, queueTime: Duration, runTime: Duration, faults: SimulatorFaults = .init(),
+                files: DreamlookFileSettings = .init(), baseURL: @escaping @Sendable () -> String) {
+        self.state = DreamlookSimState(faults: faults, queueTime: queueTime, runTime: runTime, files: files)
         self.apiKey = apiKey
         self.baseURL = baseURL
     }
@@ -23,6 +24,16 @@ public struct DreamlookSimulator: Sendable {
     public func setFaults(_ faults: SimulatorFaults) async { await state.setFaults(faults) }
     /// Answers the next requests with these statuses, in order, before any other fault.
     public func forceNext(statuses: [Int]) async { await state.force(statuses: statuses) }
+    /// How checkpoint files are served (size, URL lifetime, throttle).
+    public func setFiles(_ files: DreamlookFileSettings) async { await state.setFiles(files) }
+    /// Every request for a checkpoint file so far, oldest first.
+    public var fileRequests: [DreamlookFileRequest] { get async { await state.fileRequests } }
+    /// The bytes the simulator serves for checkpoint `id` with the current size.
+    public func checkpointBytes(_ id: String) async -> [UInt8] {
+        DreamlookFiles.bytes(checkpointID: id, range: 0..<(await state.files.checkpointSize))
+    }
+    /// How many jobs of `jobType` were created.
+    public func jobCount(ofType jobType: String) async -> Int { await state.recent(jobType: jobType, limit: .max).count }
     public func setTiming(queue: Duration, run: Duration) async { await state.setTiming(queue: queue, run: run) }
     /// How many jobs carry tag `key` = `value`.
     public func jobCount(taggedWith key: String, value: String) async -> Int { await state.jobs(taggedWith: key, value: value).count }
@@ -50,7 +61,8 @@ public struct DreamlookSimulator: Sendable {
         router.get("jobs/:type") { request, context in
             try await guarded(request) {
                 let jobType = try Self.jobType(context)
-                let jobs = await state.recent(jobType: jobType).map { DreamlookJobRenderer.render($0, baseURL: baseURL()) }
+                let files = await state.files
+                let jobs = await state.recent(jobType: jobType).map { DreamlookJobRenderer.render($0, baseURL: baseURL(), files: files) }
                 return try Self.json(["jobs": .array(jobs)])
             }
         }
@@ -60,8 +72,12 @@ public struct DreamlookSimulator: Sendable {
                 guard let id = context.parameters.get("id"), let job = await state.job(id), job.jobType == jobType else {
                     return try Self.json(["detail": "Job not found"], status: .notFound)
                 }
-                return try Self.json(DreamlookJobRenderer.render(job, baseURL: baseURL()))
+                return try Self.json(DreamlookJobRenderer.render(job, baseURL: baseURL(), files: await state.files))
             }
+        }
+        // Checkpoint downloads: signed URLs, no bearer key.
+        router.get("files/:name") { request, context in
+            try await DreamlookFiles.serve(request, name: context.parameters.get("name") ?? "", state: state)
         }
     }
 

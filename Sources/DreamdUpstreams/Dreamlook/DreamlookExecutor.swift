@@ -36,6 +36,20 @@ public struct DreamlookExecutor: JobExecutor {
         try DreamlookParams.validate(kind: kind, params: params)
     }
 
+    /// `image_gen`: `params.checkpoint_id`; `dreambooth_image_gen`: each `params.image_gen[i].checkpoint_id`.
+    public func referencedCheckpoints(kind: JobKind, params: JSONValue) -> [CheckpointReference] {
+        switch kind {
+        case .imageGen:
+            return params["checkpoint_id"]?.stringValue.map { [CheckpointReference(field: "params.checkpoint_id", checkpointID: $0)] } ?? []
+        case .dreamboothImageGen:
+            return (params["image_gen"]?.arrayValue ?? []).enumerated().compactMap { index, request in
+                request["checkpoint_id"]?.stringValue.map { CheckpointReference(field: "params.image_gen[\(index)].checkpoint_id", checkpointID: $0) }
+            }
+        default:
+            return []
+        }
+    }
+
     static func jobType(_ kind: JobKind) -> String { kind.rawValue }
     static func isDryRun(_ upstreamJobID: String?) -> Bool { upstreamJobID?.hasPrefix("TEST_") == true }
 

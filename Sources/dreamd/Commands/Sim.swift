@@ -27,6 +27,9 @@ struct Sim: AsyncParsableCommand {
     @Option(help: "Time between DreamGen tokens, e.g. 20ms.") var dreamgenTokenInterval = "20ms"
     @Option(help: "DreamGen: fail mid-stream after this many tokens.") var dreamgenErrorAfter: Int?
     @Option(help: "DreamGen: stall after this many tokens.") var dreamgenStallAfter: Int?
+    @Option(help: "Size in bytes of every checkpoint file (and its size_bytes).") var checkpointSize = 256 * 1024
+    @Option(help: "Serve checkpoint files at most this many bytes per second.") var checkpointThrottle: Int?
+    @Option(help: "How long a signed checkpoint URL stays valid, e.g. 1h.") var checkpointURLLifetime = "1h"
 
     func run() async throws {
         LoggingSetup.bootstrap()
@@ -40,6 +43,7 @@ struct Sim: AsyncParsableCommand {
             configuration.runTime = try DurationParser.parse(runTime)
             configuration.faults.latency = try DurationParser.parse(latency)
             configuration.faults.callbackDelay = try DurationParser.parse(callbackDelay)
+            configuration.files.urlLifetime = try DurationParser.parse(checkpointURLLifetime)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -49,6 +53,11 @@ struct Sim: AsyncParsableCommand {
                              ("callback-reorder-rate", callbackReorderRate)] where !(0...1).contains(rate) {
             throw ValidationError("--\(name) must be between 0 and 1")
         }
+        guard checkpointSize > 0, checkpointThrottle.map({ $0 > 0 }) ?? true else {
+            throw ValidationError("--checkpoint-size and --checkpoint-throttle must be positive")
+        }
+        configuration.files.checkpointSize = checkpointSize
+        configuration.files.throttleBytesPerSecond = checkpointThrottle
         configuration.faults.rateLimitRate = rateLimitRate
         configuration.faults.retryAfterSeconds = retryAfter
         configuration.faults.serverErrorRate = serverErrorRate
