@@ -6,9 +6,11 @@
 #   bash scripts/demo.sh stop            stop what a DEMO_KEEP=1 run left running
 #
 # It starts a private PostgreSQL cluster in .dreamd/demo/pg, builds dreamd, migrates,
-# starts `dreamd sim` and `dreamd serve`, creates an API key, submits 5 image jobs,
-# follows them to a final state, and shows the audit trail. Exit status is non-zero
-# unless every job succeeded. Logs: .dreamd/demo/{serve,sim}.log.
+# starts `dreamd sim` and `dreamd serve`, creates an API key, starts a small webhook
+# receiver (python3, verifies signatures itself) and subscribes it to job.*, submits 5
+# image jobs, follows them to a final state, and shows the audit trail and the webhooks
+# that arrived. Exit status is non-zero unless every job succeeded and a verified webhook
+# arrived for each. Logs: .dreamd/demo/{serve,sim,receiver}.log, webhooks.jsonl.
 # Set DREAMD_BIN=/path/to/dreamd to skip `swift build`.
 set -euo pipefail
 
@@ -48,6 +50,7 @@ stop_pidfile() {
 
 stop_all() {
     stop_pidfile serve
+    stop_pidfile receiver
     stop_pidfile sim
     pg_stop_private "$PG_DIR"
 }
@@ -67,6 +70,7 @@ cleanup() {
         say "DEMO_KEEP=1: left running"
         [[ -n "${API_PORT:-}" ]] && echo "  API:        http://127.0.0.1:$API_PORT  (pid $(cat "$DEMO_DIR/serve.pid" 2>/dev/null))"
         [[ -n "${SIM_PORT:-}" ]] && echo "  simulator:  http://127.0.0.1:$SIM_PORT  (pid $(cat "$DEMO_DIR/sim.pid" 2>/dev/null))"
+        [[ -n "${HOOK_PORT:-}" ]] && echo "  receiver:   http://127.0.0.1:$HOOK_PORT/hooks  (pid $(cat "$DEMO_DIR/receiver.pid" 2>/dev/null), log .dreamd/demo/receiver.log)"
         [[ -n "${DATABASE_URL:-}" ]] && echo "  database:   $DATABASE_URL"
         echo "  settings:   source .dreamd/demo/env"
         echo "  stop with:  bash scripts/demo.sh stop"
@@ -124,6 +128,7 @@ command -v curl >/dev/null || die "curl is required"
 mkdir -p "$DEMO_DIR"
 # A previous DEMO_KEEP=1 run may still have its daemon and simulator up: start afresh.
 stop_pidfile serve
+stop_pidfile receiver
 stop_pidfile sim
 
 say "PostgreSQL"
@@ -170,6 +175,7 @@ DREAMLOOK_BASE_URL="http://127.0.0.1:$SIM_PORT" \
 DREAMLOOK_API_KEY=dl-demo \
 DREAMD_POLL_INTERVAL=1s \
 DREAMD_DATA_DIR="$DEMO_DIR/data" \
+DREAMD_WEBHOOK_ALLOW_PRIVATE=true \
     "$DREAMD" serve >"$DEMO_DIR/serve.log" 2>&1 </dev/null &
 echo $! >"$DEMO_DIR/serve.pid"
 SERVE_PID=$!
@@ -192,6 +198,32 @@ TOKEN="$("$DREAMD" keys create --name demo | tail -n 1 | tr -d '[:space:]')"
 echo "token: ${TOKEN:0:12}…"
 echo "export DREAMD_TOKEN='$TOKEN'" >>"$DEMO_DIR/env"
 AUTH=(-H "Authorization: Bearer $TOKEN")
+
+# ---- 4b. a webhook receiver, subscribed to job.* -------------------------------------
+
+HOOK_PORT="$(free_port)"
+while [[ "$HOOK_PORT" == "$SIM_PORT" || "$HOOK_PORT" == "$API_PORT" ]]; do HOOK_PORT="$(free_port)"; done
+HOOK_URL="http://127.0.0.1:$HOOK_PORT/hooks"
+say "POST /v1/subscriptions: $HOOK_URL for job.*"
+resp="$("${CURL[@]}" -X POST "${AUTH[@]}" -H 'Content-Type: application/json' -w $'\n%{http_code}' \
+    -d "{\"url\":\"$HOOK_URL\",\"event_types\":[\"job.*\"],\"description\":\"demo receiver\"}" \
+    "$API/v1/subscriptions")" || die "POST /v1/subscriptions failed"
+code="${resp##*$'\n'}"
+json="${resp%$'\n'*}"
+[[ "$code" == 201 ]] || die "POST /v1/subscriptions -> HTTP $code: $json"
+SUB_ID="$(json_get id <<<"$json")"
+WEBHOOK_SECRET="$(json_get secret <<<"$json")"
+echo "subscription $SUB_ID, secret ${WEBHOOK_SECRET:0:10}… (shown once; the receiver verifies with it)"
+rm -f "$DEMO_DIR/webhooks.jsonl"
+WEBHOOK_SECRET="$WEBHOOK_SECRET" python3 "$ROOT/scripts/lib/dreamd_webhook_receiver.py" "$HOOK_PORT" "$DEMO_DIR/webhooks.jsonl" \
+    >"$DEMO_DIR/receiver.log" 2>&1 </dev/null &
+echo $! >"$DEMO_DIR/receiver.pid"
+HOOK_PID=$!
+for _ in $(seq 1 50); do
+    "${CURL[@]}" --max-time 1 -o /dev/null "http://127.0.0.1:$HOOK_PORT/" 2>/dev/null && break
+    _alive "$HOOK_PID" || { cat "$DEMO_DIR/receiver.log" >&2; die "the webhook receiver exited"; }
+    sleep 0.1
+done
 
 say "submitting $NJOBS image_gen jobs"
 IDS=()
@@ -252,15 +284,33 @@ echo "psql \"$DATABASE_URL\" -c \"$SQL\""
 [[ "${DEMO_KEEP:-0}" == 1 ]] || echo "(the cluster is stopped when the demo ends: rerun with DEMO_KEEP=1 to keep it)"
 "$PG_BIN/psql" -X "$DATABASE_URL" -c "$SQL"
 
+# ---- 7. webhooks ---------------------------------------------------------------------
+
+say "webhooks received by $HOOK_URL"
+hooks=0
+for _ in $(seq 1 60); do
+    hooks=0
+    [[ -f "$DEMO_DIR/webhooks.jsonl" ]] && hooks="$(wc -l <"$DEMO_DIR/webhooks.jsonl")"
+    ((hooks >= NJOBS)) && break
+    sleep 0.5
+done
+cat "$DEMO_DIR/receiver.log"
+verified="$(grep -c '"verified": true' "$DEMO_DIR/webhooks.jsonl" 2>/dev/null || true)"
+verified="${verified:-0}"
+echo "$hooks webhook(s) arrived for $NJOBS jobs; $verified signature(s) verified"
+SQL_HOOKS="select event_type, state, attempts, last_status from deliveries order by created_at"
+echo "psql: $SQL_HOOKS"
+"$PG_BIN/psql" -X "$DATABASE_URL" -c "$SQL_HOOKS"
+
 for id in "${IDS[@]}"; do
     if [[ "${STATE[$id]}" != succeeded ]]; then
         echo "job $id: ${STATE[$id]}"
         "${CURL[@]}" "${AUTH[@]}" "$API/v1/jobs/$id" 2>/dev/null | python3 -m json.tool 2>/dev/null || true
     fi
 done
-if ((ok == NJOBS)); then
-    say "demo OK: $ok/$NJOBS jobs succeeded"
+if ((ok == NJOBS && hooks >= NJOBS && verified == hooks)); then
+    say "demo OK: $ok/$NJOBS jobs succeeded; $hooks signed webhooks arrived and verified"
     exit 0
 fi
-say "demo FAILED: $ok/$NJOBS jobs succeeded"
+say "demo FAILED: $ok/$NJOBS jobs succeeded; $hooks/$NJOBS webhooks arrived, $verified verified"
 exit 1
