@@ -6,9 +6,22 @@ import Logging
 /// Builds the HTTP API's router: health routes without a key, `/v1` behind bearer keys, errors in
 /// the contract's JSON shape everywhere.
 public enum APIRouter {
+    /// Settings of the optional parts of the API.
+    public struct Options: Sendable {
+        /// The Dream Engines catalog behind `/v1/models`; `nil` when Dream Engines is not enabled.
+        public var catalog: (any ModelCatalogSource)?
+        /// Largest body of `POST /v1/jobs/bulk` (`DREAMD_BULK_MAX_BYTES`).
+        public var bulkMaxBytes: Int
+
+        public init(catalog: (any ModelCatalogSource)? = nil, bulkMaxBytes: Int = 64 << 20) {
+            self.catalog = catalog
+            self.bulkMaxBytes = bulkMaxBytes
+        }
+    }
+
     public static func build(
         jobs: JobStore, keys: APIKeyStore, callbacks: CallbackStore, checkpoints: CheckpointStore,
-        registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe
+        registry: ExecutorRegistry, readiness: @escaping HealthRoutes.ReadinessProbe, options: Options = Options()
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
@@ -17,6 +30,11 @@ public enum APIRouter {
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
         JobsRoutes(jobs: jobs, registry: registry).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
+        BulkRoutes(batches: BatchStore(client: jobs.client, logger: jobs.logger), registry: registry, maxBytes: options.bulkMaxBytes)
+            .register(on: v1)
+        EstimateRoutes(registry: registry).register(on: v1)
+        ModelsRoutes(catalog: options.catalog).register(on: v1)
+        UpstreamsRoutes(registry: registry).register(on: v1)
         return router
     }
 }

@@ -18,7 +18,10 @@ struct JobSubmission: Sendable {
     /// SHA-256 of the body's canonical JSON: the identity an `Idempotency-Key` is bound to.
     var requestHash: String
 
-    /// Validates `body` against the contract and the executor of its kind.
+    /// The executor of the job's kind.
+    var executor: any JobExecutor
+
+    /// Validates `body` against the contract; the params are checked by `validateParams()`.
     init(body: JSONValue, registry: ExecutorRegistry) throws {
         guard let object = body.objectValue else {
             throw APIError.badRequest("the body must be a JSON object", code: "invalid_json")
@@ -43,13 +46,9 @@ struct JobSubmission: Sendable {
             throw APIError.invalid(ValidationError(
                 field: "kind", message: "must be one of \(JobKind.contractKinds.map(\.rawValue).joined(separator: ", ")), got \(kindText)"))
         }
+        self.executor = executor
         guard let params = object["params"], !params.isNull else {
             throw APIError.invalid(ValidationError(field: "params", message: "is required"))
-        }
-        do {
-            try executor.validate(kind: kind, params: params)
-        } catch {
-            throw APIError.invalid(error)
         }
         self.params = params
         if let runAtValue = object["run_at"], !runAtValue.isNull {
@@ -78,5 +77,27 @@ struct JobSubmission: Sendable {
             throw APIError.invalid(ValidationError(field: "metadata", message: "must be at most \(Self.maxMetadataBytes) bytes"))
         }
         requestHash = SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Asks the kind's executor to check the params (which may load a catalog or fetch a file).
+    func validateParams() async throws {
+        do {
+            try await executor.validateSubmission(kind: kind, params: params)
+        } catch {
+            throw APIError(submissionCheck: error)
+        }
+    }
+}
+
+extension APIError {
+    /// 422 for an invalid job, 503 when what is needed to judge it cannot be had now.
+    init(submissionCheck error: SubmissionCheckError) {
+        switch error {
+        case .invalid(let validation):
+            self = .invalid(validation)
+        case .unavailable(let code, let message):
+            self.init(.serviceUnavailable, code: code, message: message)
+            headers[.retryAfter] = "5"
+        }
     }
 }

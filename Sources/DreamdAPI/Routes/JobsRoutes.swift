@@ -24,6 +24,7 @@ public struct JobsRoutes: Sendable {
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
         let body = try await RequestBody.json(request, context: context)
         let submission = try JobSubmission(body: body, registry: registry)
+        try await submission.validateParams()
         let idempotencyKey = try request.headers[.init("Idempotency-Key")!].map { key in
             guard (1...255).contains(key.count) else {
                 throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid_idempotency_key")
@@ -66,6 +67,10 @@ public struct JobsRoutes: Sendable {
         if let schedule = query["schedule_id"] {
             guard let id = UUID(uuidString: String(schedule)) else { throw APIError.badRequest("schedule_id must be a UUID", code: "invalid_parameter") }
             filter.scheduleID = id
+        }
+        if let batch = query["batch_id"] {
+            guard let id = UUID(uuidString: String(batch)) else { throw APIError.badRequest("batch_id must be a UUID", code: "invalid_parameter") }
+            filter.batchID = id
         }
         filter.createdAfter = try Self.date(query["created_after"], name: "created_after")
         filter.createdBefore = try Self.date(query["created_before"], name: "created_before")

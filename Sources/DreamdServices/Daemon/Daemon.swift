@@ -22,6 +22,10 @@ public struct Daemon: Sendable {
     public let callbackEndpoint: CallbackEndpoint
     /// Paces every dreamlook call of this process; a 429 pauses dreamlook only.
     public let dreamlookGate: UpstreamGate
+    /// Dream Engines: its own HTTP client (it follows redirects, as the SDK does), catalog cache and health.
+    public let dreamHTTPClient: HTTPClient
+    public let dreamCatalog: ModelCatalog
+    public let dreamHealth: UpstreamHealth
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
     public let migrations: MigrationRunner
@@ -45,7 +49,22 @@ public struct Daemon: Sendable {
         dreamlookGate = UpstreamGate(name: DreamlookClient.provider, ratePerSecond: configuration.dreamlookRequestsPerSecond)
         let dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
                                         httpClient: httpClient, timeout: configuration.upstreamTimeout, gate: dreamlookGate)
+        var dreamHTTP = HTTPClient.Configuration()
+        // Dream Engines' hosting answers long calls with a 303 to a polling URL (the SDK follows redirects).
+        dreamHTTP.redirectConfiguration = .follow(max: 10, allowCycles: false)
+        dreamHTTP.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.dreamTimeout.seconds)))
+        dreamHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: dreamHTTP)
+        let dreamClient = DreamEnginesClient(baseURL: configuration.dreamBaseURL, apiKey: configuration.dreamAPIKey,
+                                             httpClient: dreamHTTPClient, rolloutTimeout: configuration.dreamTimeout,
+                                             requestTimeout: min(configuration.dreamTimeout, .seconds(30)))
+        dreamCatalog = ModelCatalog(client: dreamClient, ttl: configuration.modelsTTL, logger: logger)
+        dreamHealth = UpstreamHealth(name: DreamEnginesClient.provider, maxInFlight: configuration.dreamMaxInFlight)
+        let dreamEngines = DreamEnginesExecutor(
+            client: dreamClient, catalog: dreamCatalog, storage: RolloutStorage(dataDirectory: configuration.dataDirectory),
+            health: dreamHealth, pauseCooldown: configuration.dreamPauseCooldown, maxInFlight: configuration.dreamMaxInFlight
+        )
         registry = ExecutorRegistry([
+            dreamEngines,
             DreamlookExecutor(
                 client: dreamlook,
                 pollSchedule: PollSchedule(first: configuration.pollInterval, cap: configuration.pollIntervalCap),
@@ -59,7 +78,16 @@ public struct Daemon: Sendable {
     public func readiness() async -> [String: Result<String, HealthRoutes.ReadinessFailure>] {
         do {
             try await migrations.checkCurrent(client: postgres, logger: logger)
-            return ["database": .success("reachable"), "migrations": .success("current")]
+            var checks: [String: Result<String, HealthRoutes.ReadinessFailure>] = ["database": .success("reachable"), "migrations": .success("current")]
+            // An upstream's state is reported, not judged: a paused upstream leaves the daemon ready.
+            for executor in registry.executors {
+                guard let status = executor.health?.status else { continue }
+                var detail = status.state.rawValue
+                if let until = status.pausedUntil { detail += " until \(DreamdJSON.formatDate(until))" }
+                if let reason = status.reason { detail += ": \(reason)" }
+                checks["upstream.\(status.name)"] = .success(detail)
+            }
+            return checks
         } catch let error as MigrationError {
             return ["database": .success("reachable"), "migrations": .failure(.init(error.description))]
         } catch {
@@ -70,7 +98,8 @@ public struct Daemon: Sendable {
     /// The HTTP API application. `onServerRunning` receives the bound port (useful with port 0).
     public func apiApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol & Service {
         let router = APIRouter.build(jobs: jobs, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
-                                     registry: registry, readiness: { await self.readiness() })
+                                     registry: registry, readiness: { await self.readiness() },
+                                     options: .init(catalog: dreamCatalog, bulkMaxBytes: configuration.bulkMaxBytes))
         let callbackEndpoint = self.callbackEndpoint
         let configuration = self.configuration
         return Application(
@@ -98,6 +127,7 @@ public struct Daemon: Sendable {
         [
             PostgresClientService(client: postgres),
             HTTPClientService(client: httpClient),
+            HTTPClientService(client: dreamHTTPClient),
             JobNotificationListener(client: postgres, wake: wake, logger: logger),
             worker(),
             apiApplication(onServerRunning: onServerRunning),

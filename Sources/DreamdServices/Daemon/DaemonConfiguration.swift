@@ -30,6 +30,19 @@ public struct DaemonConfiguration: Sendable {
     public var callbackPollIntervalCap: Duration
     public var dreamlookRequestsPerSecond: Double
     public var checkpointRetention: Duration
+    /// Dream Engines (`DREAM_BASE_URL`, `DREAM_API_KEY` else `DREAM_ENGINE_API_KEY`, else no auth header).
+    public var dreamBaseURL: String
+    public var dreamAPIKey: String?
+    /// Deadline of one rollout call; covers a 90 s cold start (`DREAMD_DREAM_TIMEOUT`).
+    public var dreamTimeout: Duration
+    /// Rollouts in flight at once from this process (`DREAMD_DREAM_MAX_IN_FLIGHT`).
+    public var dreamMaxInFlight: Int
+    /// How long a 402 pauses Dream Engines dispatch unless resumed sooner (`DREAMD_DREAM_PAUSE_COOLDOWN`).
+    public var dreamPauseCooldown: Duration
+    /// How long the model catalog is cached (`DREAMD_MODELS_TTL`).
+    public var modelsTTL: Duration
+    /// Largest `POST /v1/jobs/bulk` body (`DREAMD_BULK_MAX_BYTES`).
+    public var bulkMaxBytes: Int
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
@@ -85,6 +98,15 @@ public struct DaemonConfiguration: Sendable {
         }
         dreamlookRequestsPerSecond = parsedRate
         checkpointRetention = try reader.duration("DREAMD_CHECKPOINT_RETENTION", default: .seconds(48 * 3600))
+        dreamBaseURL = reader.string("DREAM_BASE_URL") ?? "https://api.dreamengines.run"
+        try Self.checkURL(dreamBaseURL, key: "DREAM_BASE_URL")
+        dreamAPIKey = reader.string("DREAM_API_KEY") ?? reader.string("DREAM_ENGINE_API_KEY")
+        dreamTimeout = try reader.duration("DREAMD_DREAM_TIMEOUT", default: .seconds(300))
+        guard dreamTimeout >= .seconds(1) else { throw ConfigurationError(key: "DREAMD_DREAM_TIMEOUT", message: "must be at least 1s") }
+        dreamMaxInFlight = try reader.int("DREAMD_DREAM_MAX_IN_FLIGHT", default: 8, in: 1...1024)
+        dreamPauseCooldown = try reader.duration("DREAMD_DREAM_PAUSE_COOLDOWN", default: .seconds(600))
+        modelsTTL = try reader.duration("DREAMD_MODELS_TTL", default: .seconds(300))
+        bulkMaxBytes = try reader.int("DREAMD_BULK_MAX_BYTES", default: 64 << 20, in: 1024...(1 << 31))
     }
 
     static func checkURL(_ text: String, key: String) throws(ConfigurationError) {

@@ -51,16 +51,17 @@ struct RunningDaemon: Sendable {
     let token: String
 
     /// Sends a request to the API with the test key; returns status and parsed JSON.
-    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = [], token: String? = nil) async throws -> (status: Int, json: JSONValue) {
+    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = [], token: String? = nil,
+                 contentType: String = "application/json") async throws -> (status: Int, json: JSONValue) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let bearer = token ?? Optional(self.token), !bearer.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(bearer)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
+            request.headers.add(name: "content-type", value: contentType)
             request.body = .bytes(ByteBuffer(string: body))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let buffer = try await response.body.collect(upTo: 32 << 20)
         let json = (try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))) ?? .null
         return (Int(response.status.code), json)
@@ -92,6 +93,7 @@ func testEnvironment(database: TestDatabase, dreamlookURL: String, overrides: [S
         "DATABASE_URL": "postgres://\(database.url.user)@\(database.url.host):\(database.url.port)/\(database.url.database)",
         "DREAMD_LISTEN": "127.0.0.1:0",
         "DREAMLOOK_BASE_URL": dreamlookURL,
+        "DREAM_BASE_URL": dreamlookURL,
         "DREAMLOOK_API_KEY": "dl-test",
         "DREAMD_POLL_INTERVAL": "100ms",
         "DREAMD_POLL_INTERVAL_MAX": "300ms",
