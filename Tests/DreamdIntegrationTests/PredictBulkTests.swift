@@ -3,7 +3,7 @@ import DreamdSim
 import Foundation
 import Testing
 
-@Suite("Bulk submission and batches")
+@Suite("Bulk submission and batches", .serialized)
 struct PredictBulkTests {
     @Test("10,000 rows are inserted in one transaction, quickly, each with its audit row")
     func tenThousandRows() async throws {
@@ -65,7 +65,7 @@ struct PredictBulkTests {
             let created = try await daemon.request(.POST, "/v1/jobs/bulk", body: lines.joined(separator: "\n"), contentType: "application/x-ndjson")
             #expect(created.status == 201, "\(created.json)")
             let id = try #require(created.json["id"]?.stringValue)
-            let finished = try await eventually(timeout: .seconds(30)) {
+            let finished = try await eventually(timeout: .seconds(60)) {
                 try await daemon.request(.GET, "/v1/batches/\(id)").json["pending"]?.intValue == 0
             }
             #expect(finished)

@@ -3,7 +3,7 @@ import DreamdSim
 import Foundation
 import Testing
 
-@Suite("Predict errors and upstream health")
+@Suite("Predict errors and upstream health", .serialized)
 struct PredictErrorTests {
     @Test("429, 502, 503, 504 and a reset are retried; the job succeeds on its first attempt", arguments: [429, 502, 503, 504])
     func transientRetried(status: Int) async throws {
@@ -132,12 +132,12 @@ struct PredictErrorTests {
 
     @Test("at most DREAMD_DREAM_MAX_IN_FLIGHT rollouts run at once; the rest wait in the queue")
     func inFlightCap() async throws {
-        try await withPredictDaemon(["DREAMD_DREAM_MAX_IN_FLIGHT": "2"], rolloutTime: .milliseconds(400)) { daemon, sim, _, _ in
+        try await withPredictDaemon(["DREAMD_DREAM_MAX_IN_FLIGHT": "2"], rolloutTime: .seconds(1)) { daemon, sim, _, _ in
             var ids: [String] = []
             for seed in 0..<6 {
                 ids.append(try #require(try await daemon.submit(PredictFixtures.predictBody(extra: ["seed": .number(Double(seed))])).json["id"]?.stringValue))
             }
-            let sawQueued = try await eventually(timeout: .seconds(5)) {
+            let sawQueued = try await eventually(timeout: .seconds(20)) {
                 let upstreams = try await daemon.request(.GET, "/v1/upstreams").json["data"]?.arrayValue ?? []
                 return upstreams.first { $0["name"]?.stringValue == "dream" }?["in_flight"]?.intValue == 2
             }

@@ -22,7 +22,7 @@ func withPredictDaemon<T: Sendable>(
     }
 }
 
-@Suite("Predict rollouts")
+@Suite("Predict rollouts", .serialized)
 struct PredictRolloutTests {
     @Test("a predict job runs to success: video on disk with a matching SHA-256, result and cost recorded")
     func rolloutToSuccess() async throws {

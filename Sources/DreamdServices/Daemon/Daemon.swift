@@ -56,7 +56,7 @@ public struct Daemon: Sendable {
         dreamHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: dreamHTTP)
         let dreamClient = DreamEnginesClient(baseURL: configuration.dreamBaseURL, apiKey: configuration.dreamAPIKey,
                                              httpClient: dreamHTTPClient, rolloutTimeout: configuration.dreamTimeout,
-                                             requestTimeout: min(configuration.dreamTimeout, .seconds(30)))
+                                             requestTimeout: min(configuration.dreamTimeout, .seconds(10)))
         dreamCatalog = ModelCatalog(client: dreamClient, ttl: configuration.modelsTTL, logger: logger)
         dreamHealth = UpstreamHealth(name: DreamEnginesClient.provider, maxInFlight: configuration.dreamMaxInFlight)
         let dreamEngines = DreamEnginesExecutor(

@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Synchronization
 
 /// Where the CLI finds the API: `--url`/`DREAMD_URL` and `--token`/`DREAMD_TOKEN`.
 struct APIOptions: ParsableArguments {
@@ -21,12 +22,12 @@ struct APIOptions: ParsableArguments {
 
     /// Sends a request and returns the JSON answer; an error answer is printed and exits non-zero.
     func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, headers: [(String, String)] = []) async throws -> JSONValue {
-        let bytes = try body.map { ByteBuffer(data: try DreamdJSON.encoder().encode($0)) }
+        let bytes = try body.map { HTTPClientRequest.Body.bytes(ByteBuffer(data: try DreamdJSON.encoder().encode($0))) }
         return try await call(method, path, rawBody: bytes, contentType: "application/json", headers: headers)
     }
 
     /// Sends `rawBody` as `contentType`; see `call(_:_:body:headers:)`.
-    func call(_ method: HTTPMethod, _ path: String, rawBody: ByteBuffer?, contentType: String, headers: [(String, String)] = [],
+    func call(_ method: HTTPMethod, _ path: String, rawBody: HTTPClientRequest.Body?, contentType: String, headers: [(String, String)] = [],
               timeout: Duration = .seconds(60), details: ((JSONValue) -> Void)? = nil) async throws -> JSONValue {
         guard let token = token ?? ProcessInfo.processInfo.environment["DREAMD_TOKEN"], !token.isEmpty else {
             throw ValidationError("no API key: pass --token or set DREAMD_TOKEN (create one with `dreamd keys create --name NAME`)")
@@ -37,7 +38,7 @@ struct APIOptions: ParsableArguments {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let rawBody {
             request.headers.add(name: "content-type", value: contentType)
-            request.body = .bytes(rawBody)
+            request.body = rawBody
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)))
         let buffer = try await response.body.collect(upTo: 64 << 20)
@@ -108,9 +109,11 @@ struct Jobs: AsyncParsableCommand {
         func submitFile(_ path: String) async throws {
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
             let rows = data.split(separator: UInt8(ascii: "\n")).filter { !$0.allSatisfy { $0 == 32 || $0 == 13 || $0 == 9 } }.count
-            printError("uploading \(rows) rows (\(ByteFormat.size(data.count))) from \(path) ...")
+            printError("submitting \(rows) rows (\(ByteFormat.size(data.count))) from \(path)")
             let started = ContinuousClock.now
-            let batch = try await api.call(.POST, "/v1/jobs/bulk", rawBody: ByteBuffer(data: data), contentType: "application/x-ndjson",
+            let upload = UploadProgress(data: data, label: "upload")
+            let body = HTTPClientRequest.Body.stream(upload, length: .known(Int64(data.count)))
+            let batch = try await api.call(.POST, "/v1/jobs/bulk", rawBody: body, contentType: "application/x-ndjson",
                                            headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [], timeout: .seconds(600)) { details in
                 for row in details["rows"]?.arrayValue ?? [] {
                     let field = row["field"]?.stringValue.map { "\($0): " } ?? ""
@@ -118,6 +121,7 @@ struct Jobs: AsyncParsableCommand {
                 }
                 if details["truncated"]?.boolValue == true { printError("  ... (more rows are invalid)") }
             }
+            upload.finish()
             let id = batch["id"]?.stringValue ?? ""
             printError("batch \(id): \(batch["total"]?.intValue ?? rows) jobs submitted in \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s")
             guard wait else {
@@ -289,5 +293,59 @@ struct BatchFollower {
 enum ByteFormat {
     static func size(_ bytes: Int) -> String {
         bytes >= 1 << 20 ? String(format: "%.1f MB", Double(bytes) / 1_048_576) : String(format: "%.1f KB", Double(bytes) / 1024)
+    }
+}
+
+/// A request body that streams `data` in chunks and draws an upload progress bar on standard error.
+final class UploadProgress: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let data: Data
+    let label: String
+    let interactive = isatty(STDERR_FILENO) != 0
+    private let sent = Mutex<(bytes: Int, lastDraw: ContinuousClock.Instant?, done: Bool)>((0, nil, false))
+    static let chunkSize = 256 << 10
+
+    init(data: Data, label: String) {
+        self.data = data
+        self.label = label
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let owner: UploadProgress
+        var offset = 0
+
+        mutating func next() async -> ByteBuffer? {
+            guard offset < owner.data.count else { return nil }
+            let end = Swift.min(offset + UploadProgress.chunkSize, owner.data.count)
+            let chunk = ByteBuffer(data: owner.data[offset..<end])
+            offset = end
+            owner.advance(to: end)
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(owner: self) }
+
+    func advance(to bytes: Int) {
+        let now = ContinuousClock.now
+        let draw = sent.withLock { state -> Bool in
+            state.bytes = bytes
+            guard interactive, state.lastDraw.map({ now - $0 >= .milliseconds(100) }) ?? true || bytes == data.count else { return false }
+            state.lastDraw = now
+            return true
+        }
+        if draw {
+            let line = BatchFollower.bar(done: bytes, total: data.count).replacingOccurrences(of: "\\d+/\\d+$", with: "", options: .regularExpression)
+            FileHandle.standardError.write(Data(("\r\(label) " + line + " \(ByteFormat.size(bytes))/\(ByteFormat.size(data.count))" + (bytes == data.count ? "  checking and inserting ..." : "")).utf8))
+        }
+    }
+
+    /// Ends the progress line.
+    func finish() {
+        let wasDrawn = sent.withLock { state -> Bool in
+            defer { state.done = true }
+            return state.lastDraw != nil && !state.done
+        }
+        if wasDrawn { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -73,6 +73,8 @@ func predictOverrides(_ simulator: Simulator, dataDirectory: String, _ extra: [S
         "DREAMD_DATA_DIR": dataDirectory,
         "DREAMD_DREAM_TIMEOUT": "20s",
         "DREAMD_DREAM_PAUSE_COOLDOWN": "10m",
+        // Rollouts hold their claim for a while; a short lease on a loaded test machine would be taken over.
+        "DREAMD_LEASE_DURATION": "15s",
     ]
     overrides.merge(extra) { $1 }
     return overrides

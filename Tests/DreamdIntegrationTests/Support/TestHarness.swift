@@ -76,7 +76,7 @@ struct RunningDaemon: Sendable {
     }
 
     /// Waits until the job is final and returns it.
-    func waitFinal(_ id: String, timeout: Duration = .seconds(30)) async throws -> JSONValue {
+    func waitFinal(_ id: String, timeout: Duration = .seconds(60)) async throws -> JSONValue {
         let holder = Mutex<JSONValue>(.null)
         _ = try await eventually(timeout: timeout, interval: .milliseconds(50)) {
             let job = try await self.job(id)
