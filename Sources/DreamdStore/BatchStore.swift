@@ -72,7 +72,7 @@ public struct BatchStore: Sendable {
         var bytes = 0
         func flush() throws {
             guard !rows.isEmpty else { return }
-            chunks.append(try DreamdJSON.string(JSONValue.array(rows)))
+            chunks.append(JSONValue.array(rows).jsonText)
             rows.removeAll(keepingCapacity: true)
             bytes = 0
         }

@@ -48,6 +48,7 @@ public struct BulkRoutes: Sendable {
             }
             return key
         }
+        let received = ContinuousClock.now
         let lines = Self.lines(body)
         guard !lines.isEmpty else { throw APIError.badRequest("the body holds no rows; send one job body per line", code: "empty_body") }
         guard lines.count <= Self.maxRows else {
@@ -60,7 +61,7 @@ public struct BulkRoutes: Sendable {
         for (number, text) in lines {
             do {
                 let value: JSONValue
-                do { value = try DreamdJSON.decode(JSONValue.self, from: text) } catch {
+                do { value = try JSONValue.parse(text) } catch {
                     throw APIError.badRequest("the line is not valid JSON", code: "invalid_json")
                 }
                 let submission = try JobSubmission(body: value, registry: registry)
@@ -89,9 +90,10 @@ public struct BulkRoutes: Sendable {
         }
         let hash = SHA256.hash(data: Data(body.readableBytesView)).map { String(format: "%02x", $0) }.joined()
         let started = ContinuousClock.now
+        let validateMs = Int((started - received).seconds * 1000)
         switch try await batches.insert(jobs, apiKeyID: context.apiKey?.id, idempotencyKey: idempotencyKey, requestHash: hash) {
         case .created(let summary, let ids):
-            context.logger.info("bulk submission", metadata: ["batch_id": "\(summary.id)", "jobs": "\(ids.count)",
+            context.logger.info("bulk submission", metadata: ["batch_id": "\(summary.id)", "jobs": "\(ids.count)", "validate_ms": "\(validateMs)",
                                                               "insert_ms": "\(Int((ContinuousClock.now - started).seconds * 1000))"])
             var answer = try DreamdJSON.value(summary)
             if case .object(var object) = answer {

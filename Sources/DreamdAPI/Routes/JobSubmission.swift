@@ -15,8 +15,16 @@ struct JobSubmission: Sendable {
     var priority: Int
     var maxAttempts: Int
     var metadata: JSONValue
+    /// The body as received.
+    var body: JSONValue
+
     /// SHA-256 of the body's canonical JSON: the identity an `Idempotency-Key` is bound to.
-    var requestHash: String
+    var requestHash: String {
+        get throws {
+            let canonical = try DreamdJSON.encoder().encode(body)
+            return SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+        }
+    }
 
     /// The executor of the job's kind.
     var executor: any JobExecutor
@@ -72,11 +80,10 @@ struct JobSubmission: Sendable {
         guard metadata.objectValue != nil else {
             throw APIError.invalid(ValidationError(field: "metadata", message: "must be an object"))
         }
-        let canonical = try DreamdJSON.encoder().encode(body)
-        guard (try DreamdJSON.encoder().encode(metadata)).count <= Self.maxMetadataBytes else {
+        guard metadata.jsonText.utf8.count <= Self.maxMetadataBytes else {
             throw APIError.invalid(ValidationError(field: "metadata", message: "must be at most \(Self.maxMetadataBytes) bytes"))
         }
-        requestHash = SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+        self.body = body
     }
 
     /// Asks the kind's executor to check the params (which may load a catalog or fetch a file).

@@ -34,7 +34,7 @@ public struct JobsRoutes: Sendable {
         let new = JobStore.NewJob(
             kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
             maxAttempts: submission.maxAttempts, metadata: submission.metadata, idempotencyKey: idempotencyKey,
-            requestHash: submission.requestHash, apiKeyID: context.apiKey?.id,
+            requestHash: try submission.requestHash, apiKeyID: context.apiKey?.id,
             provider: registry.executor(for: submission.kind)?.provider
         )
         switch try await jobs.insert(new) {
