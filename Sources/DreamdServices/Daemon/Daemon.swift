@@ -130,6 +130,7 @@ public struct Daemon: Sendable {
             HTTPClientService(client: dreamHTTPClient),
             JobNotificationListener(client: postgres, wake: wake, logger: logger),
             worker(),
+            UpstreamMetrics(registry: registry),
             apiApplication(onServerRunning: onServerRunning),
         ]
     }
