@@ -6,7 +6,7 @@ import Testing
 extension DreamEnginesTests {
     @Suite("Predict errors and upstream health")
     struct PredictErrorTests {
-        @Test("429, 502, 503, 504 and a reset are retried; the job succeeds on its first attempt", arguments: [429, 502, 503, 504])
+        @Test("429, 502, 503 and 504 are retried by the client; the job succeeds on its first attempt", arguments: [429, 502, 503, 504])
         func transientRetried(status: Int) async throws {
             try await withPredictDaemon { daemon, sim, _, _ in
                 await sim.dreamEngines.forceNext(statuses: [status])
