@@ -51,6 +51,9 @@ let package = Package(
                 "DreamdCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // Rollout videos are streamed to disk through NIO's async file system (its own thread pool).
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -89,7 +92,10 @@ let package = Package(
         .target(
             name: "DreamdSim",
             dependencies: [
-                "DreamdCore",
+                // DreamdUpstreams for the Dream Engines wire formats (.npy, image headers, tar); the
+                // official Python client checks them against the real thing (scripts/sdk-check.sh).
+                "DreamdCore", "DreamdUpstreams",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

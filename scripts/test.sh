@@ -4,8 +4,10 @@
 # DREAMD_TEST_DATABASE_URL (the admin URL; tests create their own databases from it),
 # then builds and runs the Swift tests. Extra args go to `swift test`, e.g.
 #   bash scripts/test.sh --filter DreamdCoreTests
+# Then scripts/sdk-check.sh runs the official Dream Engines Python client against `dreamd sim`
+# (skipped only with DREAMD_SKIP_SDK_CHECK=1, or when a --filter selects some tests).
 # The cluster and its temp dir are removed on exit, whatever happens; the exit code is
-# swift's.
+# the first failure's.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,4 +42,17 @@ if [[ " $* " == *" --parallel "* ]]; then
     swift test "$@"
 else
     swift test --no-parallel "$@"
+fi
+
+filtered=0
+for arg in "$@"; do [[ "$arg" == --filter* || "$arg" == --skip* ]] && filtered=1; done
+if [[ "${DREAMD_SKIP_SDK_CHECK:-0}" == "1" ]]; then
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    echo "!!! SKIPPED: the Dream Engines Python SDK check (DREAMD_SKIP_SDK_CHECK=1).          !!!" >&2
+    echo "!!! The simulator was NOT checked against the official client. CI never skips it.   !!!" >&2
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+elif [[ $filtered -eq 1 && "${CI:-}" != "true" ]]; then
+    echo "[test] a filter was given: skipping scripts/sdk-check.sh (run it alone, or the whole suite)" >&2
+else
+    DREAMD_BIN="$(swift build --show-bin-path)/dreamd" bash "$ROOT/scripts/sdk-check.sh"
 fi

@@ -19,10 +19,24 @@ public enum APIRouter {
         }
     }
 
+    /// Settings of the optional parts of the API.
+    public struct Options: Sendable {
+        /// The Dream Engines catalog behind `/v1/models`; `nil` when Dream Engines is not enabled.
+        public var catalog: (any ModelCatalogSource)?
+        /// Largest body of `POST /v1/jobs/bulk` (`DREAMD_BULK_MAX_BYTES`).
+        public var bulkMaxBytes: Int
+
+        public init(catalog: (any ModelCatalogSource)? = nil, bulkMaxBytes: Int = 64 << 20) {
+            self.catalog = catalog
+            self.bulkMaxBytes = bulkMaxBytes
+        }
+    }
+
     public static func build(
         jobs: JobStore, schedules: ScheduleStore, keys: APIKeyStore, callbacks: CallbackStore, checkpoints: CheckpointStore,
         registry: ExecutorRegistry, rateLimiter: KeyRateLimiter? = nil, readiness: @escaping HealthRoutes.ReadinessProbe,
-        webhooks: Webhooks? = nil
+        webhooks: Webhooks? = nil,
+        options: Options = Options()
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
@@ -38,6 +52,12 @@ public enum APIRouter {
                 .register(on: v1)
             DeliveriesRoutes(deliveries: webhooks.deliveries).register(on: v1)
         }
+        BulkRoutes(batches: BatchStore(client: jobs.client, logger: jobs.logger), registry: registry, checkpoints: checkpoints,
+                   maxBytes: options.bulkMaxBytes)
+            .register(on: v1)
+        EstimateRoutes(registry: registry).register(on: v1)
+        ModelsRoutes(catalog: options.catalog).register(on: v1)
+        UpstreamsRoutes(registry: registry).register(on: v1)
         return router
     }
 }

@@ -16,6 +16,8 @@ public enum OpenAPIDocument {
         public var requestSchema: String?
         public var responseSchema: String?
         public var query: [String] = []
+        /// The media type of the request body.
+        public var requestContentType = "application/json"
     }
 
     public static let operations: [Operation] = [
@@ -26,11 +28,18 @@ public enum OpenAPIDocument {
         .init(method: "post", path: "/callbacks/{provider}/{token}", summary: "An upstream's callback (the token is the credential)", tag: "callbacks", authenticated: false, successStatus: "202", requestSchema: "Object"),
         .init(method: "post", path: "/v1/jobs", summary: "Submit a job (Idempotency-Key supported)", tag: "jobs", authenticated: true, successStatus: "201", requestSchema: "JobRequest", responseSchema: "Job"),
         .init(method: "get", path: "/v1/jobs", summary: "List jobs, newest first", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "JobPage",
-              query: ["state", "kind", "schedule_id", "created_after", "created_before", "limit", "cursor"]),
+              query: ["state", "kind", "schedule_id", "batch_id", "created_after", "created_before", "limit", "cursor"]),
         .init(method: "get", path: "/v1/jobs/{id}", summary: "A job", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job"),
         .init(method: "get", path: "/v1/jobs/{id}/events", summary: "A job's audit trail, oldest first", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "get", path: "/v1/jobs/{id}/output", summary: "The text a streaming job produced so far", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Object", query: ["offset"]),
         .init(method: "post", path: "/v1/jobs/{id}/cancel", summary: "Cancel a job that has not finished", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job"),
+        .init(method: "post", path: "/v1/jobs/bulk", summary: "Submit up to 10,000 jobs as JSON lines, all or nothing", tag: "jobs", authenticated: true, successStatus: "201", requestSchema: "JobRequest", responseSchema: "Object", requestContentType: "application/x-ndjson"),
+        .init(method: "get", path: "/v1/batches/{id}", summary: "A bulk submission's counts and cost", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "post", path: "/v1/estimate", summary: "What a job (or N rows of it) would cost", tag: "jobs", authenticated: true, successStatus: "200", requestSchema: "Object", responseSchema: "Object"),
+        .init(method: "get", path: "/v1/models", summary: "The Dream Engines model catalog (cached)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "get", path: "/v1/models/{slug}", summary: "One Dream Engines model", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "get", path: "/v1/upstreams", summary: "Each upstream's state in this process (healthy, paused, unhealthy)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "post", path: "/v1/upstreams/{name}/resume", summary: "Lift an upstream's dispatch pause (e.g. after a 402)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "get", path: "/v1/checkpoints", summary: "Trained checkpoints, soonest expiry first", tag: "checkpoints", authenticated: true, successStatus: "200", responseSchema: "Object", query: ["state", "job_id", "expiring_within", "limit"]),
         .init(method: "get", path: "/v1/checkpoints/{id}", summary: "A checkpoint", tag: "checkpoints", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "patch", path: "/v1/checkpoints/{id}", summary: "Override a checkpoint's expiry (expires_at or retention)", tag: "checkpoints", authenticated: true, successStatus: "200", requestSchema: "Object", responseSchema: "Object"),
@@ -66,12 +75,12 @@ public enum OpenAPIDocument {
                 ["name": .string(name), "in": "path", "required": true, "schema": ["type": "string"]]
             }
             parameters += operation.query.map { name in ["name": .string(name), "in": "query", "required": false, "schema": ["type": "string"]] }
-            if operation.method == "post", operation.path == "/v1/jobs" {
+            if operation.method == "post", operation.path == "/v1/jobs" || operation.path == "/v1/jobs/bulk" {
                 parameters.append(["name": "Idempotency-Key", "in": "header", "required": false, "schema": ["type": "string", "maxLength": 255]])
             }
             if !parameters.isEmpty { entry["parameters"] = .array(parameters) }
             if let request = operation.requestSchema {
-                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": .string("#/components/schemas/\(request)")]]]]
+                entry["requestBody"] = ["required": true, "content": [operation.requestContentType: ["schema": ["$ref": .string("#/components/schemas/\(request)")]]]]
             }
             var success: [String: JSONValue] = ["description": "success"]
             if let response = operation.responseSchema {

@@ -11,6 +11,10 @@ public enum StepOutcome: Sendable, Hashable {
     case failed(JobError, upstreamState: String?)
     /// This attempt failed in a way a later attempt may not. `retryAfter` overrides the backoff.
     case retry(JobError, retryAfter: Duration?)
+    /// The upstream cannot take the job now for a reason that is not the job's fault (e.g. the account
+    /// ran out of credits): the job goes back to waiting **without using up an attempt** — `queued`
+    /// (claimable as soon as its executor accepts work again) or, with `until`, `scheduled` until then.
+    case deferred(until: Date?, reason: JobError)
 }
 
 /// The job a worker holds a lease on.
@@ -54,6 +58,18 @@ public protocol JobExecutor: Sendable {
     func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision
     /// The trained checkpoints a job of `kind` with `params` runs on (refused or failed once they expired).
     func referencedCheckpoints(kind: JobKind, params: JSONValue) -> [CheckpointReference]
+    /// The checks the API runs before storing a job: `validate`, plus whatever needs I/O (a catalog to
+    /// load, a referenced file to look at). The default runs `validate`.
+    func validateSubmission(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError)
+    /// What a job would cost, when the executor can tell before running it (`POST /v1/estimate`).
+    /// The default is `nil`: no estimate for these kinds.
+    func estimate(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) -> CostEstimate?
+    /// The most steps of this executor's kinds one process runs at once; `nil` for no limit beyond the
+    /// worker's own concurrency. The worker claims no more than the free slots.
+    var maxInFlight: Int? { get }
+    /// The upstream's health as this process sees it (paused, unhealthy, in flight), if the executor
+    /// tracks it. While `health.isAccepting` is false the worker claims none of this executor's kinds.
+    var health: UpstreamHealth? { get }
 }
 
 /// A checkpoint a job's params name, and where: `field` is the params path (`params.checkpoint_id`).
@@ -71,6 +87,43 @@ extension JobExecutor {
     public var usesCallbacks: Bool { false }
     public func referencedCheckpoints(kind: JobKind, params: JSONValue) -> [CheckpointReference] { [] }
     public func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision { .confirmByPolling }
+    public func validateSubmission(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) {
+        do throws(ValidationError) { try validate(kind: kind, params: params) } catch { throw .invalid(error) }
+    }
+    public func estimate(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) -> CostEstimate? { nil }
+    public var maxInFlight: Int? { nil }
+    public var health: UpstreamHealth? { nil }
+    /// Whether the worker may claim this executor's kinds now.
+    public var isAccepting: Bool { health?.isAccepting ?? true }
+}
+
+/// Why a submission could not be accepted: the job is invalid (422), or what is needed to judge it
+/// (an upstream's catalog, a referenced file) cannot be had right now (503).
+public enum SubmissionCheckError: Error, Sendable, Hashable, CustomStringConvertible {
+    case invalid(ValidationError)
+    case unavailable(code: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let error): error.description
+        case .unavailable(let code, let message): "\(code): \(message)"
+        }
+    }
+}
+
+/// What a job (one row) would cost, computed from the upstream's price list before running it.
+public struct CostEstimate: Sendable, Hashable, Codable {
+    /// What the price is for, e.g. the model slug.
+    public var model: String
+    /// Frames one row produces (a rollout of T actions gives T + 1 frames; a batch of K, K × (T + 1)).
+    public var framesPerRow: Int
+    public var pricePerFrameUSD: Double
+
+    public init(model: String, framesPerRow: Int, pricePerFrameUSD: Double) {
+        self.model = model
+        self.framesPerRow = framesPerRow
+        self.pricePerFrameUSD = pricePerFrameUSD
+    }
 }
 
 /// How a callback from an upstream is acted on. Callbacks are unsigned: by default they only make
@@ -127,6 +180,12 @@ public struct ExecutorRegistry: Sendable {
     public func executor(for kind: JobKind) -> (any JobExecutor)? { byKind[kind] }
 
     public var kinds: [JobKind] { byKind.keys.sorted { $0.rawValue < $1.rawValue } }
+
+    /// One executor per provider, by provider name.
+    public var executors: [any JobExecutor] {
+        var seen: Set<String> = []
+        return byKind.values.sorted { $0.provider < $1.provider }.filter { seen.insert($0.provider).inserted }
+    }
 }
 
 /// What a step can use besides its job: a logger, and a way to publish progress while it runs.

@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import Synchronization
 
-/// `dreamd sim`: the upstream simulators on one port (their paths do not collide).
+/// `dreamd sim`: the upstream simulators (dreamlook.ai, Dream Engines) on one port (their paths do not collide).
 public final class Simulator: Sendable {
     public struct Configuration: Sendable {
         public var host = "127.0.0.1"
@@ -16,12 +16,23 @@ public final class Simulator: Sendable {
         public var files = DreamlookFileSettings()
         public var dreamgenAPIKey: String?
         public var dreamgen = DreamGenSimulator.Behaviour()
+        /// Bearer key Dream Engines requests must carry (`nil`: any or none, like a dev server).
+        public var dreamAPIKey: String?
+        /// How long the first rollout after start waits for the model to load (the real one: 70–90 s).
+        public var dreamColdStart: Duration = .zero
+        /// How long a warm rollout takes (the real one: about 3 s).
+        public var dreamRolloutTime: Duration = .milliseconds(100)
+        /// `/v1/rollouts` answers 404, as on a deployment that predates it.
+        public var dreamLegacyOnly = false
+        /// Prepaid balance in mils (1/10,000 USD); `nil` for unlimited.
+        public var dreamBalanceMils: Int?
         public init() {}
     }
 
     public let configuration: Configuration
     public let dreamlook: DreamlookSimulator
     public let dreamgen: DreamGenSimulator
+    public let dreamEngines: DreamEnginesSimulator
     private let boundPort: SendableBox
 
     public init(configuration: Configuration) {
@@ -34,6 +45,11 @@ public final class Simulator: Sendable {
             apiKey: configuration.dreamlookAPIKey, queueTime: configuration.queueTime, runTime: configuration.runTime,
             faults: configuration.faults, files: configuration.files, baseURL: { "http://\(host):\(port.withLock { $0 })" }
         )
+        self.dreamEngines = DreamEnginesSimulator(
+            apiKey: configuration.dreamAPIKey, coldStart: configuration.dreamColdStart, rolloutTime: configuration.dreamRolloutTime,
+            legacyOnly: configuration.dreamLegacyOnly, balanceMils: configuration.dreamBalanceMils, faults: configuration.faults,
+            baseURL: { "http://\(host):\(port.withLock { $0 })" }
+        )
     }
 
     /// The base URL clients use, valid once the server runs.
@@ -42,9 +58,13 @@ public final class Simulator: Sendable {
     /// The HTTP application; `onServerRunning` receives the bound port.
     public func application(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
-        router.get("healthz") { _, _ in "ok" }
+        // Dream Engines' own liveness route answers JSON; it serves as the simulator's as well.
+        router.get("healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status": "ok"}"#)))
+        }
         dreamlook.register(on: router)
         dreamgen.register(on: router)
+        dreamEngines.register(on: router)
         let boundPort = self.boundPort
         return Application(
             router: router,

@@ -125,6 +125,22 @@ extension JobStore {
                     RETURNING \(unescaped: JobColumns.list())
                     """, logger: logger).collect()
             }
+        case .deferred(let until, let reason):
+            // Not the job's fault: back to waiting, and the attempt the claim counted is given back.
+            var audit: [String: JSONValue] = ["deferred": try DreamdJSON.value(reason)]
+            if let until { audit["until"] = .string(DreamdJSON.formatDate(until)) }
+            rows = try await client.query("""
+                UPDATE jobs SET
+                    state = CASE WHEN state <> 'submitting' THEN state
+                                 WHEN \(until)::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+                    attempt = CASE WHEN state = 'submitting' THEN greatest(attempt - 1, 0) ELSE attempt END,
+                    run_at = COALESCE(\(until)::timestamptz, run_at),
+                    error = \(try DreamdJSON.string(reason))::jsonb,
+                    lease_owner = NULL, lease_expires_at = NULL,
+                    audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(JSONValue.object(audit)))::jsonb
+                WHERE id = \(id) AND lease_owner = \(owner)
+                RETURNING \(unescaped: JobColumns.list())
+                """, logger: logger).collect()
         }
         return try rows.first.map { try JobRow($0).job }
     }

@@ -120,6 +120,7 @@ public struct JobStore: Sendable {
         public var scheduleID: UUID?
         public var createdAfter: Date?
         public var createdBefore: Date?
+        public var batchID: UUID?
         public var limit: Int = 50
         public var cursor: JobCursor?
 
@@ -139,6 +140,7 @@ public struct JobStore: Sendable {
         if let scheduleID = filter.scheduleID { conditions.append("schedule_id = \(try bind(scheduleID))") }
         if let after = filter.createdAfter { conditions.append("created_at > \(try bind(after))") }
         if let before = filter.createdBefore { conditions.append("created_at < \(try bind(before))") }
+        if let batchID = filter.batchID { conditions.append("batch_id = \(try bind(batchID))") }
         if let cursor = filter.cursor {
             conditions.append("(created_at, id) < (timestamptz 'epoch' + \(try bind(cursor.createdAtMicros)) * interval '1 microsecond', \(try bind(cursor.id)))")
         }

@@ -46,3 +46,23 @@ struct JSONTests {
         #expect(throws: ValidationError(field: "params", message: "must be an object, got array")) { try ParamsReader([1, 2]) }
     }
 }
+
+@Suite("JSON text reader and writer")
+struct JSONTextTests {
+    @Test("parses every JSON type, escapes and surrogate pairs; writes sorted compact text")
+    func roundTrip() throws {
+        let text = #"  {"b": [1, -2.5, 1e3, true, false, null], "a": "q\"\\\/\n\t\u00e9\ud83d\ude00", "c": {}} "#
+        let value = try JSONValue.parse(text)
+        #expect(value["a"]?.stringValue == "q\"\\/\n\té😀")
+        #expect(value["b"] == [1, -2.5, 1000, true, false, .null])
+        #expect(value.jsonText == #"{"a":"q\"\\/\n\té😀","b":[1,-2.5,1000,true,false,null],"c":{}}"#)
+        #expect(try JSONValue.parse(value.jsonText) == value)
+        // The same value as the Codable path reads it.
+        #expect(try DreamdJSON.decode(JSONValue.self, from: text) == value)
+    }
+
+    @Test("refuses what is not JSON", arguments: ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "tru", "\"\\x\"", "\"a", "{} x", "\"\\ud800\""])
+    func invalid(text: String) {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(text) }
+    }
+}

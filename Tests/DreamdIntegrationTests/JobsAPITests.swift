@@ -103,7 +103,7 @@ struct JobsAPITests {
                         (#"{"kind": "image_gen", "params": {"prompt": "p", "num_samples": 1, "width": 512, "height": 512}}"#, 422, "invalid_job", "params.base_model"),
                         (#"{"kind": "image_gen", "params": {"prompt": "p", "num_samples": 1, "width": 512, "height": 512, "base_model": "m", "colour": 1}}"#, 422, "invalid_job", "params.colour"),
                         (#"{"kind": "teleport", "params": {}}"#, 422, "invalid_job", "kind"),
-                        (#"{"kind": "predict", "params": {}}"#, 422, "unsupported_kind", "kind"),
+                        (#"{"kind": "predict", "params": {}}"#, 422, "invalid_job", "params.model"),
                         (#"{"params": {}}"#, 422, "invalid_job", "kind"),
                         (imageGenBody(extra: #", "priority": 1000"#), 422, "invalid_job", "priority"),
                         (imageGenBody(extra: #", "run_at": "tomorrow""#), 422, "invalid_job", "run_at"),

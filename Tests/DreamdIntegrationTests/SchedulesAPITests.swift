@@ -109,7 +109,7 @@ struct SchedulesAPITests {
         (#"{"name": "x", "cron": "@daily", "job": []}"#, "job"),
         (#"{"name": "x", "cron": "@daily", "job": {"kind": "image_gen", "params": {"prompt": "p", "num_samples": 500, "width": 512, "height": 512, "base_model": "sd-1.5"}}}"#, "job.params.num_samples"),
         (#"{"name": "x", "cron": "@daily", "job": {"kind": "teleport", "params": {}}}"#, "job.kind"),
-        (#"{"name": "x", "cron": "@daily", "job": {"kind": "predict", "params": {}}}"#, "job.kind"),
+        (#"{"name": "x", "cron": "@daily", "job": {"kind": "predict", "params": {}}}"#, "job.params.model"),
         (#"{"name": "x", "cron": "@daily", "job": {"kind": "image_gen"}}"#, "job.params"),
         (#"{"name": "x", "cron": "@daily", "job": {"kind": "image_gen", "params": {}, "run_at": "2030-01-01T00:00:00Z"}}"#, "job.run_at"),
         (#"{"name": "x", "cron": "@daily", "job": {"kind": "image_gen", "params": {"prompt": "p", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}, "priority": 1000}}"#, "job.priority"),

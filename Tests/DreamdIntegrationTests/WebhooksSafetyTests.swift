@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DreamdCore
 import DreamdServices
 import DreamdStore
+import DreamdUpstreams
 import Foundation
 import Logging
 import NIOCore

@@ -40,8 +40,10 @@ public struct AuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Reads need `read`; changes need `submit`; webhook, delivery and upstream administration need `admin`.
+    /// Reads need `read` (a cost estimate is a read); changes need `submit`; webhook, delivery and upstream
+    /// administration need `admin`.
     static func requiredScope(method: HTTPRequest.Method, path: String) -> APIKeyScope {
+        if path == "/v1/estimate" { return .read }
         let adminPrefixes = ["/v1/subscriptions", "/v1/deliveries", "/v1/upstreams", "/v1/keys"]
         if adminPrefixes.contains(where: { path.hasPrefix($0) }) { return method == .get ? .read : .admin }
         switch method {

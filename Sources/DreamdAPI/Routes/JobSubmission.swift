@@ -17,10 +17,21 @@ struct JobSubmission: Sendable {
     var metadata: JSONValue
     /// `archive_checkpoints`: keep a copy of the checkpoints this dreambooth job trains (stored on the job).
     var archiveCheckpoints = false
-    /// SHA-256 of the body's canonical JSON: the identity an `Idempotency-Key` is bound to.
-    var requestHash: String
+    /// The body as received.
+    var body: JSONValue
 
-    /// Validates `body` against the contract and the executor of its kind.
+    /// SHA-256 of the body's canonical JSON: the identity an `Idempotency-Key` is bound to.
+    var requestHash: String {
+        get throws {
+            let canonical = try DreamdJSON.encoder().encode(body)
+            return SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+        }
+    }
+
+    /// The executor of the job's kind.
+    var executor: any JobExecutor
+
+    /// Validates `body` against the contract; the params are checked by `validateParams()`.
     init(body: JSONValue, registry: ExecutorRegistry) throws {
         guard let object = body.objectValue else {
             throw APIError.badRequest("the body must be a JSON object", code: "invalid_json")
@@ -45,13 +56,9 @@ struct JobSubmission: Sendable {
             throw APIError.invalid(ValidationError(
                 field: "kind", message: "must be one of \(JobKind.contractKinds.map(\.rawValue).joined(separator: ", ")), got \(kindText)"))
         }
+        self.executor = executor
         guard let params = object["params"], !params.isNull else {
             throw APIError.invalid(ValidationError(field: "params", message: "is required"))
-        }
-        do {
-            try executor.validate(kind: kind, params: params)
-        } catch {
-            throw APIError.invalid(error)
         }
         self.params = params
         if let runAtValue = object["run_at"], !runAtValue.isNull {
@@ -77,10 +84,31 @@ struct JobSubmission: Sendable {
         guard metadata.objectValue != nil else {
             throw APIError.invalid(ValidationError(field: "metadata", message: "must be an object"))
         }
-        let canonical = try DreamdJSON.encoder().encode(body)
-        guard (try DreamdJSON.encoder().encode(metadata)).count <= Self.maxMetadataBytes else {
+        guard metadata.jsonText.utf8.count <= Self.maxMetadataBytes else {
             throw APIError.invalid(ValidationError(field: "metadata", message: "must be at most \(Self.maxMetadataBytes) bytes"))
         }
-        requestHash = SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+        self.body = body
+    }
+
+    /// Asks the kind's executor to check the params (which may load a catalog or fetch a file).
+    func validateParams() async throws {
+        do {
+            try await executor.validateSubmission(kind: kind, params: params)
+        } catch {
+            throw APIError(submissionCheck: error)
+        }
+    }
+}
+
+extension APIError {
+    /// 422 for an invalid job, 503 when what is needed to judge it cannot be had now.
+    init(submissionCheck error: SubmissionCheckError) {
+        switch error {
+        case .invalid(let validation):
+            self = .invalid(validation)
+        case .unavailable(let code, let message):
+            self.init(.serviceUnavailable, code: code, message: message)
+            headers[.retryAfter] = "5"
+        }
     }
 }

@@ -28,17 +28,18 @@ public struct JobsRoutes: Sendable {
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
         let body = try await RequestBody.json(request, context: context)
         let submission = try JobSubmission(body: body, registry: registry)
+        try await submission.validateParams()
         let idempotencyKey = try request.headers[.init("Idempotency-Key")!].map { key in
             guard (1...255).contains(key.count) else {
                 throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid_idempotency_key")
             }
             return key
         }
-        try await refuseExpiredCheckpoints(submission)
+        try await ExpiredCheckpointCheck(checkpoints: checkpoints).refuseExpiredCheckpoints(submission)
         let new = JobStore.NewJob(
             kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
             maxAttempts: submission.maxAttempts, metadata: submission.metadata, idempotencyKey: idempotencyKey,
-            requestHash: submission.requestHash, apiKeyID: context.apiKey?.id,
+            requestHash: try submission.requestHash, apiKeyID: context.apiKey?.id,
             provider: registry.executor(for: submission.kind)?.provider, archiveCheckpoints: submission.archiveCheckpoints
         )
         switch try await jobs.insert(new) {
@@ -56,21 +57,6 @@ public struct JobsRoutes: Sendable {
         }
     }
 
-    /// 422 `checkpoint_expired` when the job names a checkpoint dreamd knows to be expired. Checkpoints
-    /// dreamd does not know (trained outside it) are left to the upstream.
-    func refuseExpiredCheckpoints(_ submission: JobSubmission) async throws {
-        guard let checkpoints, let executor = registry.executor(for: submission.kind) else { return }
-        let references = executor.referencedCheckpoints(kind: submission.kind, params: submission.params)
-        guard !references.isEmpty else { return }
-        let expired = try await checkpoints.expired(among: references.map(\.checkpointID))
-        guard let reference = references.first(where: { ref in expired.contains { $0.upstreamCheckpointID == ref.checkpointID } }),
-              let found = expired.first(where: { $0.upstreamCheckpointID == reference.checkpointID }) else { return }
-        let expiredAt = DreamdJSON.formatDate(found.expiredAt)
-        throw APIError(.unprocessableContent, code: "checkpoint_expired",
-                       message: "\(reference.field): checkpoint \(reference.checkpointID) expired at \(expiredAt); dreamlook has deleted it",
-                       details: ["field": .string(reference.field), "checkpoint_id": .string(reference.checkpointID), "expired_at": .string(expiredAt)])
-    }
-
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var filter = JobStore.ListFilter()
@@ -86,6 +72,10 @@ public struct JobsRoutes: Sendable {
         if let schedule = query["schedule_id"] {
             guard let id = UUID(uuidString: String(schedule)) else { throw APIError.badRequest("schedule_id must be a UUID", code: "invalid_parameter") }
             filter.scheduleID = id
+        }
+        if let batch = query["batch_id"] {
+            guard let id = UUID(uuidString: String(batch)) else { throw APIError.badRequest("batch_id must be a UUID", code: "invalid_parameter") }
+            filter.batchID = id
         }
         filter.createdAfter = try Self.date(query["created_after"], name: "created_after")
         filter.createdBefore = try Self.date(query["created_before"], name: "created_before")

@@ -28,7 +28,7 @@ public struct SchedulesRoutes: Sendable {
     }
 
     @Sendable func create(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let body = try ScheduleBody(try await RequestBody.json(request, context: context), registry: registry)
+        let body = try await ScheduleBody(try await RequestBody.json(request, context: context), registry: registry)
         guard let name = body.name else { throw APIError.invalid(ValidationError(field: "name", message: "is required"), code: "invalid_schedule") }
         guard let cron = body.cron else { throw APIError.invalid(ValidationError(field: "cron", message: "is required"), code: "invalid_schedule") }
         guard let job = body.job else { throw APIError.invalid(ValidationError(field: "job", message: "is required"), code: "invalid_schedule") }
@@ -83,7 +83,7 @@ public struct SchedulesRoutes: Sendable {
 
     @Sendable func update(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try Self.scheduleID(context)
-        let body = try ScheduleBody(try await RequestBody.json(request, context: context), registry: registry)
+        let body = try await ScheduleBody(try await RequestBody.json(request, context: context), registry: registry)
         let now = Date()
         let updated = try await schedules.update(id: id) { current in
             var next = current
@@ -192,7 +192,7 @@ struct ScheduleBody: Sendable {
     var catchUp: CatchUpPolicy?
     var enabled: Bool?
 
-    init(_ body: JSONValue, registry: ExecutorRegistry) throws {
+    init(_ body: JSONValue, registry: ExecutorRegistry) async throws {
         guard let object = body.objectValue else { throw APIError.badRequest("the body must be a JSON object", code: "invalid_json") }
         if let unknown = object.keys.sorted().first(where: { !Self.allowedKeys.contains($0) }) {
             throw Self.invalid(unknown, "is not a known field")
@@ -217,7 +217,7 @@ struct ScheduleBody: Sendable {
                 throw Self.invalid(error.field, error.description)
             }
         }
-        if let value = object["job"] { job = try Self.template(value, registry: registry) }
+        if let value = object["job"] { job = try await Self.template(value, registry: registry) }
         if let value = object["overlap"] {
             guard let policy = value.stringValue.flatMap(OverlapPolicy.init(rawValue:)) else {
                 throw Self.invalid("overlap", "must be one of \(OverlapPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -238,7 +238,7 @@ struct ScheduleBody: Sendable {
 
     /// Validates the job template exactly as `POST /v1/jobs` validates a job (kind enabled, params
     /// checked by its executor), with fields named `job.<field>`.
-    static func template(_ value: JSONValue, registry: ExecutorRegistry) throws -> JobTemplate {
+    static func template(_ value: JSONValue, registry: ExecutorRegistry) async throws -> JobTemplate {
         guard let object = value.objectValue else { throw invalid("job", "must be an object, got \(value.typeName)") }
         if let unknown = object.keys.sorted().first(where: { !templateKeys.contains($0) }) {
             throw invalid("job.\(unknown)", "is not a known field (a job template has \(templateKeys.sorted().joined(separator: ", ")))")
@@ -246,6 +246,7 @@ struct ScheduleBody: Sendable {
         let submission: JobSubmission
         do {
             submission = try JobSubmission(body: value, registry: registry)
+            try await submission.validateParams()
         } catch var error as APIError {
             if let field = error.details?["field"]?.stringValue {
                 var details = error.details?.objectValue ?? [:]

@@ -9,7 +9,7 @@ enum RequestBody {
         let buffer = try await request.collectBody(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object", code: "invalid_json") }
         do {
-            return try DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            return try JSONValue.parse(String(decoding: buffer.readableBytesView, as: UTF8.self))
         } catch {
             throw APIError.badRequest("the request body is not valid JSON", code: "invalid_json")
         }

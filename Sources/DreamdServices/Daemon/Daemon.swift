@@ -27,6 +27,10 @@ public struct Daemon: Sendable {
     public let dreamlookGate: UpstreamGate
     /// The dreamlook client (the archiver reads jobs again for fresh checkpoint URLs).
     public let dreamlook: DreamlookClient
+    /// Dream Engines: its own HTTP client (it follows redirects, as the SDK does), catalog cache and health.
+    public let dreamHTTPClient: HTTPClient
+    public let dreamCatalog: ModelCatalog
+    public let dreamHealth: UpstreamHealth
     public let registry: ExecutorRegistry
     public let wake = WakeSignal()
     /// Webhook delivery: its own HTTP client (no redirects, explicit timeouts), stores and wake-up.
@@ -65,7 +69,25 @@ public struct Daemon: Sendable {
         dreamlookGate = UpstreamGate(name: DreamlookClient.provider, ratePerSecond: configuration.dreamlookRequestsPerSecond)
         dreamlook = DreamlookClient(baseURL: configuration.dreamlookBaseURL, apiKey: configuration.dreamlookAPIKey,
                                         httpClient: httpClient, timeout: configuration.upstreamTimeout, gate: dreamlookGate)
+        var dreamHTTP = HTTPClient.Configuration()
+        // Dream Engines' hosting answers long calls with a 303 to a polling URL (the SDK follows redirects).
+        dreamHTTP.redirectConfiguration = .follow(max: 10, allowCycles: false)
+        dreamHTTP.timeout = .init(connect: .seconds(10), read: .seconds(Int64(configuration.dreamTimeout.seconds)))
+        dreamHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: dreamHTTP)
+        let dreamClient = DreamEnginesClient(baseURL: configuration.dreamBaseURL, apiKey: configuration.dreamAPIKey,
+                                             httpClient: dreamHTTPClient, rolloutTimeout: configuration.dreamTimeout,
+                                             requestTimeout: min(configuration.dreamTimeout, .seconds(10)),
+                                             inputFetcher: GuardedFetcher(
+                                                 httpClient: httpClient,
+                                                 addressGuard: AddressGuard(policy: DestinationPolicy(allowPrivate: configuration.inputAllowPrivate))))
+        dreamCatalog = ModelCatalog(client: dreamClient, ttl: configuration.modelsTTL, logger: logger)
+        dreamHealth = UpstreamHealth(name: DreamEnginesClient.provider, maxInFlight: configuration.dreamMaxInFlight)
+        let dreamEngines = DreamEnginesExecutor(
+            client: dreamClient, catalog: dreamCatalog, storage: RolloutStorage(dataDirectory: configuration.dataDirectory),
+            health: dreamHealth, pauseCooldown: configuration.dreamPauseCooldown, maxInFlight: configuration.dreamMaxInFlight
+        )
         registry = ExecutorRegistry([
+            dreamEngines,
             DreamlookExecutor(
                 client: dreamlook,
                 pollSchedule: PollSchedule(first: configuration.pollInterval, cap: configuration.pollIntervalCap),
@@ -83,7 +105,16 @@ public struct Daemon: Sendable {
     public func readiness() async -> [String: Result<String, HealthRoutes.ReadinessFailure>] {
         do {
             try await migrations.checkCurrent(client: postgres, logger: logger)
-            return ["database": .success("reachable"), "migrations": .success("current")]
+            var checks: [String: Result<String, HealthRoutes.ReadinessFailure>] = ["database": .success("reachable"), "migrations": .success("current")]
+            // An upstream's state is reported, not judged: a paused upstream leaves the daemon ready.
+            for executor in registry.executors {
+                guard let status = executor.health?.status else { continue }
+                var detail = status.state.rawValue
+                if let until = status.pausedUntil { detail += " until \(DreamdJSON.formatDate(until))" }
+                if let reason = status.reason { detail += ": \(reason)" }
+                checks["upstream.\(status.name)"] = .success(detail)
+            }
+            return checks
         } catch let error as MigrationError {
             return ["database": .success("reachable"), "migrations": .failure(.init(error.description))]
         } catch {
@@ -102,7 +133,8 @@ public struct Daemon: Sendable {
                                          secretOverlap: configuration.webhooks.secretOverlap))
         let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
                                      registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() },
-                                     webhooks: webhooks)
+                                     webhooks: webhooks,
+                                     options: .init(catalog: dreamCatalog, bulkMaxBytes: configuration.bulkMaxBytes))
         let registry = metricsRegistry
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -173,6 +205,7 @@ public struct Daemon: Sendable {
             PostgresClientService(client: postgres),
             HTTPClientService(client: httpClient),
             HTTPClientService(client: webhookHTTPClient),
+            HTTPClientService(client: dreamHTTPClient),
             JobNotificationListener(client: postgres, channels: [
                 JobNotificationListener.channel: wake, JobNotificationListener.deliveriesChannel: deliveryWake,
             ], logger: logger),
@@ -181,6 +214,7 @@ public struct Daemon: Sendable {
             QueueSampler(client: postgres, logger: logger),
             deliveryWorker(),
             retentionSweeper(),
+            UpstreamMetrics(registry: registry),
         ]
         if configuration.archiveConcurrency > 0 { services.append(archiver()) }
         services.append(apiApplication(onServerRunning: onServerRunning))

@@ -55,6 +55,22 @@ public struct DaemonConfiguration: Sendable {
     /// How long a graceful stop lets running steps finish before giving their leases back.
     public var drainTimeout: Duration
     public var webhooks: WebhookConfiguration
+    /// Dream Engines (`DREAM_BASE_URL`, `DREAM_API_KEY` else `DREAM_ENGINE_API_KEY`, else no auth header).
+    public var dreamBaseURL: String
+    public var dreamAPIKey: String?
+    /// Deadline of one rollout call; covers a 90 s cold start (`DREAMD_DREAM_TIMEOUT`).
+    public var dreamTimeout: Duration
+    /// Rollouts in flight at once from this process (`DREAMD_DREAM_MAX_IN_FLIGHT`).
+    public var dreamMaxInFlight: Int
+    /// How long a 402 pauses Dream Engines dispatch unless resumed sooner (`DREAMD_DREAM_PAUSE_COOLDOWN`).
+    public var dreamPauseCooldown: Duration
+    /// How long the model catalog is cached (`DREAMD_MODELS_TTL`).
+    public var modelsTTL: Duration
+    /// Largest `POST /v1/jobs/bulk` body (`DREAMD_BULK_MAX_BYTES`).
+    public var bulkMaxBytes: Int
+    /// Let URLs a job names for dreamd to fetch (`start_frame.url`) reach private and loopback
+    /// addresses (`DREAMD_INPUT_ALLOW_PRIVATE`, default false). Link-local and metadata stay refused.
+    public var inputAllowPrivate: Bool
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
@@ -149,6 +165,16 @@ public struct DaemonConfiguration: Sendable {
         dreamgenAPIKey = reader.string("DREAMGEN_API_KEY")
         completionIdleTimeout = try reader.duration("DREAMD_COMPLETION_IDLE_TIMEOUT", default: .seconds(30))
         completionTimeout = try reader.duration("DREAMD_COMPLETION_TIMEOUT", default: .seconds(600))
+        dreamBaseURL = reader.string("DREAM_BASE_URL") ?? "https://api.dreamengines.run"
+        try Self.checkURL(dreamBaseURL, key: "DREAM_BASE_URL")
+        dreamAPIKey = reader.string("DREAM_API_KEY") ?? reader.string("DREAM_ENGINE_API_KEY")
+        dreamTimeout = try reader.duration("DREAMD_DREAM_TIMEOUT", default: .seconds(300))
+        guard dreamTimeout >= .seconds(1) else { throw ConfigurationError(key: "DREAMD_DREAM_TIMEOUT", message: "must be at least 1s") }
+        dreamMaxInFlight = try reader.int("DREAMD_DREAM_MAX_IN_FLIGHT", default: 8, in: 1...1024)
+        dreamPauseCooldown = try reader.duration("DREAMD_DREAM_PAUSE_COOLDOWN", default: .seconds(600))
+        modelsTTL = try reader.duration("DREAMD_MODELS_TTL", default: .seconds(300))
+        bulkMaxBytes = try reader.int("DREAMD_BULK_MAX_BYTES", default: 64 << 20, in: 1024...(1 << 31))
+        inputAllowPrivate = try reader.bool("DREAMD_INPUT_ALLOW_PRIVATE", default: false)
         drainTimeout = try reader.duration("DREAMD_DRAIN_TIMEOUT", default: .seconds(60))
         let rateText = reader.string("DREAMD_API_RATE_LIMIT") ?? "50"
         guard let rateLimit = Double(rateText), rateLimit >= 0 else {
@@ -203,12 +229,27 @@ extension DaemonConfiguration {
             ("DREAMLOOK_API_KEY", secret(dreamlookAPIKey)),
             ("DREAMGEN_BASE_URL", dreamgenBaseURL),
             ("DREAMGEN_API_KEY", secret(dreamgenAPIKey)),
+            ("DREAM_BASE_URL", dreamBaseURL),
+            ("DREAM_API_KEY", secret(dreamAPIKey)),
+            ("DREAMD_DREAM_TIMEOUT", DurationParser.format(dreamTimeout)),
+            ("DREAMD_DREAM_MAX_IN_FLIGHT", "\(dreamMaxInFlight)"),
+            ("DREAMD_DREAM_PAUSE_COOLDOWN", DurationParser.format(dreamPauseCooldown)),
+            ("DREAMD_MODELS_TTL", DurationParser.format(modelsTTL)),
+            ("DREAMD_BULK_MAX_BYTES", "\(bulkMaxBytes)"),
+            ("DREAMD_INPUT_ALLOW_PRIVATE", "\(inputAllowPrivate)"),
             ("DREAMD_DATA_DIR", dataDirectory),
             ("DREAMD_POLL_INTERVAL", DurationParser.format(pollInterval)),
             ("DREAMD_POLL_INTERVAL_MAX", DurationParser.format(pollIntervalCap)),
             ("DREAMD_CALLBACK_POLL_INTERVAL_MAX", DurationParser.format(callbackPollIntervalCap)),
             ("DREAMD_DREAMLOOK_RATE", "\(dreamlookRequestsPerSecond)"),
             ("DREAMD_CHECKPOINT_RETENTION", DurationParser.format(checkpointRetention)),
+            ("DREAMD_CHECKPOINT_EXPIRY_WARNING", DurationParser.format(checkpointExpiryWarning)),
+            ("DREAMD_ARCHIVE_CHECKPOINTS", "\(archiveCheckpoints)"),
+            ("DREAMD_ARCHIVE_CONCURRENCY", "\(archiveConcurrency)"),
+            ("DREAMD_ARCHIVE_RETENTION", archiveRetention.map(DurationParser.format) ?? "(keep forever)"),
+            ("DREAMD_WEBHOOK_ALLOW_PRIVATE", "\(webhooks.destinationPolicy.allowPrivate)"),
+            ("DREAMD_WEBHOOK_CONCURRENCY", "\(webhooks.concurrency)"),
+            ("DREAMD_WEBHOOK_TIMEOUT", DurationParser.format(webhooks.attemptTimeout)),
             ("DREAMD_UPSTREAM_TIMEOUT", DurationParser.format(upstreamTimeout)),
             ("DREAMD_COMPLETION_IDLE_TIMEOUT", DurationParser.format(completionIdleTimeout)),
             ("DREAMD_COMPLETION_TIMEOUT", DurationParser.format(completionTimeout)),

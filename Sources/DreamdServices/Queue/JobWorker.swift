@@ -18,7 +18,8 @@ public final class JobWorker: Service, Sendable {
     let wake: WakeSignal
     let logger: Logger
     let callbacks: CallbackEndpoint?
-    private let inFlight = Mutex<Set<UUID>>([])
+    /// The steps running now: job id → the provider of its executor.
+    private let inFlight = Mutex<[UUID: String]>([:])
     private let stopping = Atomic<Bool>(false)
 
     public init(
@@ -37,6 +38,32 @@ public final class JobWorker: Service, Sendable {
 
     /// How many steps are running now.
     public var inFlightCount: Int { inFlight.withLock { $0.count } }
+
+    /// How many steps of `provider`'s kinds are running now.
+    public func inFlightCount(provider: String) -> Int {
+        inFlight.withLock { $0.values.lazy.filter { $0 == provider }.count }
+    }
+
+    /// What one claim pass may take: each capped executor's kinds up to its free slots, then the kinds
+    /// of the executors without a cap together (capped kinds first, so a long backlog of uncapped work
+    /// cannot starve them; their cap keeps them from starving the rest). Executors whose upstream is
+    /// paused are left out, so their jobs stay queued.
+    func claimPlan(free: Int) -> [(kinds: [JobKind], limit: Int)] {
+        guard free > 0 else { return [] }
+        var unlimited: [JobKind] = []
+        var capped: [(kinds: [JobKind], limit: Int)] = []
+        for executor in registry.executors where executor.isAccepting {
+            let kinds = executor.kinds.filter { registry.executor(for: $0)?.provider == executor.provider }
+            if let cap = executor.maxInFlight {
+                let slots = cap - inFlightCount(provider: executor.provider)
+                if slots > 0 { capped.append((kinds, slots)) }
+            } else {
+                unlimited.append(contentsOf: kinds)
+            }
+        }
+        if !unlimited.isEmpty { capped.append((unlimited, free)) }
+        return capped
+    }
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
@@ -61,7 +88,7 @@ public final class JobWorker: Service, Sendable {
         while inFlightCount > 0, !Task.isCancelled, ContinuousClock.now < deadline {
             await wake.wait(timeout: .milliseconds(100))
         }
-        let unfinished = Array(inFlight.withLock { $0 })
+        let unfinished = Array(inFlight.withLock { $0.keys })
         guard !unfinished.isEmpty else { return }
         do {
             try await store.release(ids: unfinished, owner: configuration.owner)
@@ -81,28 +108,40 @@ public final class JobWorker: Service, Sendable {
                 await maintain()
             }
             let free = configuration.concurrency - inFlightCount
-            let wanted = min(free, configuration.batchSize)
+            var wanted = min(free, configuration.batchSize)
             var claimed: [ClaimedJob] = []
-            if wanted > 0 {
+            var claimFailed = false
+            var requested = 0
+            for part in claimPlan(free: wanted) {
+                let limit = min(part.limit, wanted - claimed.count)
+                guard limit > 0 else { break }
+                requested += limit
                 do {
                     let started = ContinuousClock.now
-                    claimed = try await store.claim(kinds: registry.kinds, limit: wanted, owner: configuration.owner,
-                                                    leaseDuration: configuration.leaseDuration)
+                    let part = try await store.claim(kinds: part.kinds, limit: limit, owner: configuration.owner,
+                                                     leaseDuration: configuration.leaseDuration)
                     Timer(label: "dreamd_claim_duration_seconds").recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
-                    Counter(label: "dreamd_jobs_claimed_total").increment(by: claimed.count)
-                    failures = 0
+                    Counter(label: "dreamd_jobs_claimed_total").increment(by: part.count)
+                    claimed += part
                 } catch {
-                    failures += 1
+                    claimFailed = true
                     logger.warning("claim failed", metadata: ["error": "\(String(reflecting: error))"])
-                    try? await Task.sleep(for: BackoffPolicy(base: .milliseconds(200), cap: .seconds(10)).delay(afterAttempt: failures))
-                    continue
+                    break
                 }
             }
+            wanted = requested
+            if claimFailed, claimed.isEmpty {
+                failures += 1
+                try? await Task.sleep(for: BackoffPolicy(base: .milliseconds(200), cap: .seconds(10)).delay(afterAttempt: failures))
+                continue
+            }
+            failures = 0
             for job in claimed {
-                inFlight.withLock { _ = $0.insert(job.job.id) }
+                let provider = registry.executor(for: job.job.kind)?.provider ?? ""
+                inFlight.withLock { $0[job.job.id] = provider }
                 group.addTask {
                     await self.execute(job)
-                    self.inFlight.withLock { _ = $0.remove(job.job.id) }
+                    _ = self.inFlight.withLock { $0.removeValue(forKey: job.job.id) }
                     self.wake.signal()
                 }
             }
@@ -127,7 +166,7 @@ public final class JobWorker: Service, Sendable {
     private func heartbeatLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeatInterval)
-            let ids = Array(inFlight.withLock { $0 })
+            let ids = Array(inFlight.withLock { $0.keys })
             guard !ids.isEmpty, !Task.isCancelled else { continue }
             do {
                 let renewed = try await store.heartbeat(ids: ids, owner: configuration.owner, leaseDuration: configuration.leaseDuration)

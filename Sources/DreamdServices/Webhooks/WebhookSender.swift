@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DreamdCore
 import DreamdStore
+import DreamdUpstreams
 import Foundation
 import Logging
 import NIOCore
@@ -9,26 +10,18 @@ import NIOHTTP1
 /// Sends one attempt of a delivery: resolves the subscriber's host, refuses forbidden destinations,
 /// connects to the address it vetted, signs, POSTs, and reads at most 16 KB of the answer.
 ///
-/// **SSRF at connect time.** The host is resolved on every attempt and every address it resolves to
-/// is checked by the `DestinationPolicy`; one forbidden address refuses the attempt. The request then
-/// goes to the vetted address itself, so a DNS answer that changes between the check and the
-/// connection (rebinding) cannot redirect it:
-/// - `http`: the URL's host is replaced by the vetted IP and the `Host` header keeps the original name;
-/// - `https` to a name: a request-scoped `HTTPClient` with `dnsOverride = [name: vetted IP]`, so the
-///   TCP connection goes to that IP while TLS still sends SNI and verifies the certificate for the name.
-/// Redirects are never followed (a 3xx is a failed attempt).
+/// **SSRF at connect time**: through `AddressGuard` (resolved on every attempt, every address checked,
+/// the connection pinned to the vetted address). Redirects are never followed (a 3xx is a failed attempt).
 public struct WebhookSender: Sendable {
     let httpClient: HTTPClient
-    let resolver: any HostResolver
-    let policy: DestinationPolicy
+    let addressGuard: AddressGuard
     let timeout: Duration
 
     public static let userAgent = "dreamd-webhooks/1"
 
     public init(httpClient: HTTPClient, resolver: any HostResolver = SystemHostResolver(), policy: DestinationPolicy, timeout: Duration) {
         self.httpClient = httpClient
-        self.resolver = resolver
-        self.policy = policy
+        self.addressGuard = AddressGuard(resolver: resolver, policy: policy)
         self.timeout = timeout
     }
 
@@ -110,25 +103,25 @@ public struct WebhookSender: Sendable {
     }
 
     private func attempt(_ delivery: ClaimedDelivery, logger: Logger) async throws -> Answer {
-        let target = try WebhookTarget(url: delivery.url)
-        let addresses: [IPAddress]
-        if let literal = target.literalAddress {
-            addresses = [literal]
-        } else {
-            addresses = try await resolver.resolve(host: target.host, port: target.port)
-        }
-        guard let vetted = addresses.first else { throw SendError.noAddress(target.host) }
-        for address in addresses {
-            do { try policy.check(address) } catch { throw SendError.refused(error) }
+        let target: PinnedTarget
+        do { target = try PinnedTarget(url: delivery.url) } catch { throw SendError.invalidURL(error.reason) }
+        let vetted: IPAddress
+        do {
+            vetted = try await addressGuard.vet(target)
+        } catch {
+            switch error {
+            case .refused(let refusal): throw SendError.refused(refusal)
+            case .noAddress(let host): throw SendError.noAddress(host)
+            case .resolution(let resolution): throw resolution
+            }
         }
         let timestamp = Int64(Date().timeIntervalSince1970)
         let secrets = delivery.secrets.compactMap { try? WebhookSecret($0) }
         let body = Array(delivery.payload.utf8)
         let webhookID = delivery.eventID.uuidString.lowercased()
 
-        var request = HTTPClientRequest(url: target.url(connectingTo: vetted))
+        var request = HTTPClientRequest(url: delivery.url)
         request.method = .POST
-        request.headers.add(name: "host", value: target.hostHeader)
         request.headers.add(name: "content-type", value: "application/json")
         request.headers.add(name: "user-agent", value: Self.userAgent)
         request.headers.add(name: "webhook-id", value: webhookID)
@@ -136,26 +129,14 @@ public struct WebhookSender: Sendable {
         request.headers.add(name: "webhook-signature",
                             value: WebhookSignature.header(id: webhookID, timestamp: timestamp, body: body, secrets: secrets))
         request.body = .bytes(ByteBuffer(bytes: body))
-
-        if target.needsPinnedTLS {
-            // A client for this attempt only: its dnsOverride pins the connection to the vetted address.
-            var configuration = Self.clientConfiguration(timeout: timeout)
-            configuration.dnsOverride = [target.host: vetted.description]
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            do {
-                let answer = try await execute(request, on: client, logger: logger)
-                try? await client.shutdown()
-                return answer
-            } catch {
-                try? await client.shutdown()
-                throw error
-            }
-        }
-        return try await execute(request, on: httpClient, logger: logger)
+        return try await addressGuard.execute(
+            request, to: target, address: vetted, client: httpClient, configuration: Self.clientConfiguration(timeout: timeout),
+            timeout: timeout, logger: logger, read: Self.answer
+        )
     }
 
-    private func execute(_ request: HTTPClientRequest, on client: HTTPClient, logger: Logger) async throws -> Answer {
-        let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
+    /// Reads at most 16 KB of the answer, and `Retry-After` of a 429 or 503.
+    private static func answer(_ response: HTTPClientResponse) async throws -> Answer {
         let limit = DeliveryStore.AttemptRecord.maxResponseBytes
         var collected = ByteBuffer()
         for try await var chunk in response.body {
@@ -202,56 +183,5 @@ public struct WebhookSender: Sendable {
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         return String(text.prefix(500))
-    }
-}
-
-/// A subscriber URL taken apart for a pinned connection.
-struct WebhookTarget: Sendable, Hashable {
-    var scheme: String
-    var host: String
-    var port: Int
-    var explicitPort: Bool
-    /// Path and query exactly as written (percent-encoded), at least `/`.
-    var pathAndQuery: String
-    var literalAddress: IPAddress?
-
-    init(url text: String) throws {
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https" else {
-            throw WebhookSender.SendError.invalidURL("must be an http(s) URL")
-        }
-        var host = components.percentEncodedHost ?? ""
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw WebhookSender.SendError.invalidURL("has no host") }
-        self.scheme = scheme
-        self.host = host.lowercased()
-        self.explicitPort = components.port != nil
-        self.port = components.port ?? (scheme == "https" ? 443 : 80)
-        var path = components.percentEncodedPath
-        if path.isEmpty { path = "/" }
-        if let query = components.percentEncodedQuery { path += "?" + query }
-        self.pathAndQuery = path
-        self.literalAddress = IPAddress(host)
-    }
-
-    /// HTTPS to a name needs the request-scoped client (TLS must verify the name, not the IP).
-    var needsPinnedTLS: Bool { scheme == "https" && literalAddress == nil }
-
-    /// The `Host` header: the name as written, with the port when it is not the scheme's default.
-    var hostHeader: String {
-        let name = literalAddress.map { if case .v6 = $0 { "[\($0)]" } else { "\($0)" } } ?? host
-        return explicitPort ? "\(name):\(port)" : name
-    }
-
-    /// The URL to request: for plain HTTP the vetted IP in place of the name; for HTTPS the URL as
-    /// written (the request-scoped client's dnsOverride pins the address).
-    func url(connectingTo address: IPAddress) -> String {
-        let authorityHost: String
-        if scheme == "http" {
-            if case .v6 = address { authorityHost = "[\(address)]" } else { authorityHost = address.description }
-        } else {
-            if let literalAddress, case .v6 = literalAddress { authorityHost = "[\(literalAddress)]" } else { authorityHost = host }
-        }
-        return "\(scheme)://\(authorityHost):\(port)\(pathAndQuery)"
     }
 }

@@ -5,7 +5,7 @@ import Logging
 import ServiceLifecycle
 
 struct Sim: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the upstream simulators (dreamlook.ai) on one port.")
+    static let configuration = CommandConfiguration(abstract: "Run the upstream simulators (dreamlook.ai, Dream Engines) on one port.")
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 9090
@@ -30,6 +30,11 @@ struct Sim: AsyncParsableCommand {
     @Option(help: "Size in bytes of every checkpoint file (and its size_bytes).") var checkpointSize = 256 * 1024
     @Option(help: "Serve checkpoint files at most this many bytes per second.") var checkpointThrottle: Int?
     @Option(help: "How long a signed checkpoint URL stays valid, e.g. 1h.") var checkpointURLLifetime = "1h"
+    @Option(help: "Bearer key Dream Engines requests must carry (default: any or none).") var dreamKey: String?
+    @Option(help: "Dream Engines: how long the first rollout waits for the model to load, e.g. 90s.") var dreamColdStart = "0s"
+    @Option(help: "Dream Engines: how long a warm rollout takes, e.g. 3s.") var dreamRolloutTime = "1s"
+    @Flag(help: "Dream Engines: answer 404 on /v1/rollouts, as a deployment that only has /v1/predict.") var dreamLegacyOnly = false
+    @Option(help: "Dream Engines: prepaid balance in mils (1/10,000 USD); rollouts beyond it get 402.") var dreamBalanceMils: Int?
 
     func run() async throws {
         LoggingSetup.bootstrap()
@@ -38,12 +43,17 @@ struct Sim: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.dreamlookAPIKey = dreamlookKey
+        configuration.dreamAPIKey = dreamKey
+        configuration.dreamLegacyOnly = dreamLegacyOnly
+        configuration.dreamBalanceMils = dreamBalanceMils
         do {
             configuration.queueTime = try DurationParser.parse(queueTime)
             configuration.runTime = try DurationParser.parse(runTime)
             configuration.faults.latency = try DurationParser.parse(latency)
             configuration.faults.callbackDelay = try DurationParser.parse(callbackDelay)
             configuration.files.urlLifetime = try DurationParser.parse(checkpointURLLifetime)
+            configuration.dreamColdStart = try DurationParser.parse(dreamColdStart)
+            configuration.dreamRolloutTime = try DurationParser.parse(dreamRolloutTime)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -54,16 +54,17 @@ struct RunningDaemon: Sendable {
     let token: String
 
     /// Sends a request to the API with the test key; returns status and parsed JSON.
-    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = [], token: String? = nil) async throws -> (status: Int, json: JSONValue) {
+    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = [], token: String? = nil,
+                 contentType: String = "application/json") async throws -> (status: Int, json: JSONValue) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let bearer = token ?? Optional(self.token), !bearer.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(bearer)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
+            request.headers.add(name: "content-type", value: contentType)
             request.body = .bytes(ByteBuffer(string: body))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let buffer = try await response.body.collect(upTo: 32 << 20)
         let json = (try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))) ?? .null
         return (Int(response.status.code), json)
@@ -78,7 +79,7 @@ struct RunningDaemon: Sendable {
     }
 
     /// Waits until the job is final and returns it.
-    func waitFinal(_ id: String, timeout: Duration = .seconds(30)) async throws -> JSONValue {
+    func waitFinal(_ id: String, timeout: Duration = .seconds(60)) async throws -> JSONValue {
         let holder = Mutex<JSONValue>(.null)
         _ = try await eventually(timeout: timeout, interval: .milliseconds(50)) {
             let job = try await self.job(id)
@@ -95,6 +96,7 @@ func testEnvironment(database: TestDatabase, dreamlookURL: String, overrides: [S
         "DATABASE_URL": "postgres://\(database.url.user)@\(database.url.host):\(database.url.port)/\(database.url.database)",
         "DREAMD_LISTEN": "127.0.0.1:0",
         "DREAMLOOK_BASE_URL": dreamlookURL,
+        "DREAM_BASE_URL": dreamlookURL,
         "DREAMLOOK_API_KEY": "dl-test",
         "DREAMGEN_BASE_URL": dreamlookURL,
         "DREAMGEN_API_KEY": "dg-test",
@@ -105,6 +107,8 @@ func testEnvironment(database: TestDatabase, dreamlookURL: String, overrides: [S
         "DREAMD_IDLE_POLL": "200ms",
         "DREAMD_LEASE_DURATION": "3s",
         "DREAMD_DB_MAX_CONNECTIONS": "8",
+        // The simulators and test servers live on loopback.
+        "DREAMD_INPUT_ALLOW_PRIVATE": "true",
     ]
     if let password = database.url.password {
         environment["DATABASE_URL"] = "postgres://\(database.url.user):\(password)@\(database.url.host):\(database.url.port)/\(database.url.database)"
