@@ -4,6 +4,7 @@
 # DREAMD_TEST_DATABASE_URL (the admin URL; tests create their own databases from it),
 # then builds and runs the Swift tests. Extra args go to `swift test`, e.g.
 #   bash scripts/test.sh --filter DreamdCoreTests
+# Installs systemd where systemd-analyze is missing (the unit-file test needs it).
 # Then scripts/sdk-check.sh runs the official Dream Engines Python client against `dreamd sim`
 # (skipped only with DREAMD_SKIP_SDK_CHECK=1, or when a --filter selects some tests).
 # The cluster and its temp dir are removed on exit, whatever happens; the exit code is
@@ -29,6 +30,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 pg_ensure_installed
+# The unit-file test runs `systemd-analyze verify`; install it where it is missing and we can.
+if ! command -v systemd-analyze >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $EUID -eq 0 ]]; then
+    echo "[test] installing systemd (for systemd-analyze)" >&2
+    apt-get install -y -q --no-install-recommends systemd </dev/null >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends systemd </dev/null >/dev/null 2>&1; } \
+        || echo "[test] could not install systemd: the unit-file test will fail" >&2
+fi
 PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dreamd-test-pg.XXXXXX")"
 pg_start_private "$PG_DIR"
 export DREAMD_TEST_DATABASE_URL="$DREAMD_PG_ADMIN_URL"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DreamdServices
 import DreamdStore
 import Foundation
 import Logging
@@ -7,8 +8,7 @@ import PostgresNIO
 /// Process-wide logging to standard error: `DREAMD_LOG_LEVEL` (default info) and
 /// `DREAMD_LOG_FORMAT` (`text`, the default, or `json`: one object per line).
 enum LoggingSetup {
-    static func bootstrap() {
-        let environment = ProcessInfo.processInfo.environment
+    static func bootstrap(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let level = environment["DREAMD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
         let json = environment["DREAMD_LOG_FORMAT"]?.lowercased() == "json"
         LoggingSystem.bootstrap { label in
@@ -16,6 +16,23 @@ enum LoggingSetup {
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
+        }
+    }
+}
+
+/// `--config FILE`: settings in `KEY=value` lines, under the environment's.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "A configuration file of KEY=value lines (the environment wins over it).")
+    var config: String?
+
+    /// The configuration and the merged settings, or exit 78 (EX_CONFIG) with a message naming the key.
+    func load() throws -> (DaemonConfiguration, [String: String]) {
+        do {
+            let file = try config.map { path throws(ConfigurationError) in try ConfigFile(path: path) }
+            return try DaemonConfiguration.load(environment: ProcessInfo.processInfo.environment, file: file)
+        } catch {
+            printError("dreamd: configuration error: \(error)")
+            throw ExitCode(78)
         }
     }
 }
@@ -38,11 +55,7 @@ struct DatabaseOptions: ParsableArguments {
     /// Runs `body` with a connected client, shutting it down afterwards.
     func withClient<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
         let client = PostgresClient(configuration: try url().clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
+        return try await PostgresClient.withRunning(client, body)
     }
 }
 

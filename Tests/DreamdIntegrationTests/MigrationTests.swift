@@ -24,13 +24,11 @@ struct MigrationTests {
         try await TestDatabase.with(migrate: false) { db in
             let runner = try TestDatabase.migrations()
             let other = PostgresClient(configuration: try db.url.clientConfiguration(maximumConnections: 2), backgroundLogger: db.logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await other.run() }
+            try await PostgresClient.withRunning(other) { other in
                 async let a = runner.migrate(client: db.client, logger: db.logger)
                 async let b = runner.migrate(client: other, logger: db.logger)
                 let (applied1, applied2) = try await (a, b)
                 #expect(applied1.count + applied2.count == runner.migrations.count)
-                group.cancelAll()
             }
             #expect(try await db.values("SELECT count(*)::int FROM schema_migrations", as: Int.self) == [runner.migrations.count])
         }

@@ -42,6 +42,43 @@ struct OperationsTests {
         }
     }
 
+    @Test("a config file: KEY=value lines under the environment; unknown keys and bad lines are refused by name")
+    func configFile() throws {
+        let text = """
+            # dreamd settings
+            DATABASE_URL=postgres://dreamd@db:5432/dreamd
+            export DREAMD_POLL_INTERVAL="2s"
+            DREAMD_WORKER_CONCURRENCY = 4
+            DREAMLOOK_API_KEY='dl-from-file'
+
+            """
+        let file = try ConfigFile(path: "dreamd.conf", text: text)
+        let (configuration, merged) = try DaemonConfiguration.load(environment: ["DREAMD_WORKER_CONCURRENCY": "7"], file: file)
+        #expect(configuration.pollInterval == .seconds(2))
+        #expect(configuration.worker.concurrency == 7, "the environment wins over the file")
+        #expect(configuration.dreamlookAPIKey == "dl-from-file")
+        #expect(merged["DATABASE_URL"] == "postgres://dreamd@db:5432/dreamd")
+
+        let typo = try ConfigFile(path: "dreamd.conf", text: "DATABASE_URL=postgres://u@h/d\nDREAMD_POLL_INTERVALL=2s\n")
+        #expect { _ = try DaemonConfiguration.load(environment: [:], file: typo) } throws: { error in
+            let error = error as? ConfigurationError
+            return error?.key == "DREAMD_POLL_INTERVALL" && error?.message.contains("line 2") == true
+        }
+        let invalid = try ConfigFile(path: "dreamd.conf", text: "DATABASE_URL=postgres://u@h/d\nDREAMD_POLL_INTERVAL=soon\n")
+        #expect { _ = try DaemonConfiguration.load(environment: [:], file: invalid) } throws: { error in
+            (error as? ConfigurationError)?.key == "DREAMD_POLL_INTERVAL"
+        }
+        #expect { _ = try ConfigFile(path: "dreamd.conf", text: "DATABASE_URL postgres://x\n") } throws: { error in
+            (error as? ConfigurationError)?.message.contains("line 1: expected KEY=value") == true
+        }
+        #expect { _ = try ConfigFile(path: "dreamd.conf", text: "DREAMD_IDLE_POLL=1s\nDREAMD_IDLE_POLL=2s\n") } throws: { error in
+            (error as? ConfigurationError)?.message.contains("set twice") == true
+        }
+        // The shipped env file example is a valid config file, every key known.
+        let example = BuiltBinary.packageRoot.appendingPathComponent("systemd/dreamd.env.example").path
+        _ = try DaemonConfiguration.load(environment: [:], file: try ConfigFile(path: example))
+    }
+
     @Test("config check redacts secrets")
     func redaction() throws {
         let configuration = try DaemonConfiguration(environment: [

@@ -31,6 +31,11 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try APIError(error.status, code: code, message: message).response(from: request, context: context)
         } catch let error as any HTTPResponseError where error.status.code < 500 {
             return try APIError(error.status, code: "bad_request", message: error.status.reasonPhrase).response(from: request, context: context)
+        } catch where DatabaseAvailability.isUnavailable(error) {
+            context.logger.warning("request failed: database unavailable", metadata: ["error": "\(LogSafe.describe(error))", "path": "\(request.uri.path)"])
+            var answer = APIError(.serviceUnavailable, code: "database_unavailable", message: "the database cannot be reached; retry shortly")
+            answer.headers[.retryAfter] = "5"
+            return try answer.response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(LogSafe.describe(error))", "path": "\(request.uri.path)"])
             return try APIError(.internalServerError, code: "internal_error", message: "internal error; see the daemon's log")

@@ -104,7 +104,11 @@ public struct Daemon: Sendable {
     /// Whether the database answers and has every migration this binary knows.
     public func readiness() async -> [String: Result<String, HealthRoutes.ReadinessFailure>] {
         do {
-            try await migrations.checkCurrent(client: postgres, logger: logger)
+            // Bounded: with the database gone, a query waits for a connection until the pool gives up.
+            let (migrations, postgres, logger) = (self.migrations, self.postgres, self.logger)
+            try await DatabaseAvailability.withDeadline(.seconds(3)) {
+                try await migrations.checkCurrent(client: postgres, logger: logger)
+            }
             var checks: [String: Result<String, HealthRoutes.ReadinessFailure>] = ["database": .success("reachable"), "migrations": .success("current")]
             // An upstream's state is reported, not judged: a paused upstream leaves the daemon ready.
             for executor in registry.executors {
@@ -224,9 +228,7 @@ public struct Daemon: Sendable {
     /// Refuses to start on a database that is behind or was migrated with other files.
     public static func checkDatabase(configuration: DaemonConfiguration, migrations: MigrationRunner, logger: Logger) async throws {
         let client = PostgresClient(configuration: try configuration.databaseURL.clientConfiguration(maximumConnections: 1), backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
+        try await PostgresClient.withRunning(client) { client in
             try await migrations.checkCurrent(client: client, logger: logger)
         }
     }

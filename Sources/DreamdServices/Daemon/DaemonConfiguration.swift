@@ -74,7 +74,11 @@ public struct DaemonConfiguration: Sendable {
 
     /// Reads the configuration from environment variables (names as in `api.md`).
     public init(environment: [String: String]) throws(ConfigurationError) {
-        let reader = EnvironmentReader(environment)
+        try self.init(environment: environment, keyLog: nil)
+    }
+
+    init(environment: [String: String], keyLog: KeyLog?) throws(ConfigurationError) {
+        let reader = EnvironmentReader(environment, keyLog: keyLog)
         if let level = reader.string("DREAMD_LOG_LEVEL"),
            !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level.lowercased()) {
             throw ConfigurationError(key: "DREAMD_LOG_LEVEL", message: "must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
@@ -269,10 +273,15 @@ extension DaemonConfiguration {
 /// Typed reads of environment variables with errors that name the key.
 struct EnvironmentReader {
     let environment: [String: String]
+    let keyLog: KeyLog?
 
-    init(_ environment: [String: String]) { self.environment = environment }
+    init(_ environment: [String: String], keyLog: KeyLog? = nil) {
+        self.environment = environment
+        self.keyLog = keyLog
+    }
 
     func string(_ key: String) -> String? {
+        keyLog?.record(key)
         guard let value = environment[key]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         return value
     }

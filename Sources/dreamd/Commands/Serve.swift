@@ -12,17 +12,13 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Folder of migrations to check the database against.")
     var migrationsDir: String?
 
+    @OptionGroup var configOption: ConfigOption
+
     func run() async throws {
-        LoggingSetup.bootstrap()
+        let (configuration, settings) = try configOption.load()
+        LoggingSetup.bootstrap(environment: settings)
         let logger = Logger(label: "dreamd")
-        let configuration: DaemonConfiguration
-        do {
-            configuration = try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
-        } catch {
-            printError("dreamd: configuration error: \(error)")
-            throw ExitCode(78)
-        }
-        let migrations = try MigrationRunner(directory: MigrationRunner.locateDirectory(explicit: migrationsDir))
+        let migrations = try MigrationRunner(directory: MigrationRunner.locateDirectory(explicit: migrationsDir, environment: settings))
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let daemon = try Daemon(configuration: configuration, migrations: migrations, metricsRegistry: registry, logger: logger)

@@ -38,9 +38,7 @@ struct TestDatabase: Sendable {
         let client = PostgresClient(configuration: try url.clientConfiguration(maximumConnections: 10), backgroundLogger: logger)
         let database = TestDatabase(url: url, client: client, logger: logger)
         do {
-            let result = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await client.run() }
-                defer { group.cancelAll() }
+            let result = try await PostgresClient.withRunning(client) { client in
                 if migrate { try await migrations().migrate(client: client, logger: logger) }
                 return try await body(database)
             }
@@ -58,12 +56,18 @@ struct TestDatabase: Sendable {
         }
     }
 
-    private static func withAdmin(_ admin: DatabaseURL, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
-        let client = PostgresClient(configuration: try admin.clientConfiguration(maximumConnections: 1), backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await body(client)
+    /// Runs `body` on one plain connection to the admin database. (Not a `PostgresClient`: a client whose
+    /// `run()` task is cancelled before it has started can hang forever, and with it the test process.)
+    static func withAdmin(_ admin: DatabaseURL, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> Void) async throws {
+        let configuration = PostgresConnection.Configuration(
+            host: admin.host, port: admin.port, username: admin.user, password: admin.password, database: admin.database, tls: .disable)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        do {
+            try await body(connection)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
         }
     }
 

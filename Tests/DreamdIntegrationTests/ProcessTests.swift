@@ -1,0 +1,173 @@
+import AsyncHTTPClient
+import DreamdCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// The built `dreamd` executable, next to the test bundle.
+enum BuiltBinary {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func dreamd() throws -> URL {
+        var candidates: [URL] = []
+        if let bundle = Bundle.main.executableURL { candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("dreamd")) }
+        candidates.append(packageRoot.appendingPathComponent(".build/debug/dreamd"))
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw TestFailure(description: "the dreamd executable is not built (looked at \(candidates.map(\.path))); run `swift build --build-tests`")
+        }
+        return found
+    }
+
+    /// A TCP port free right now on loopback.
+    static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A `dreamd serve` child process whose output (stdout and stderr) is collected in a file.
+final class DaemonProcess: Sendable {
+    let process: Process
+    let output: URL
+    let baseURL: String
+
+    init(environment: [String: String], port: Int) throws {
+        let process = Process()
+        process.executableURL = try BuiltBinary.dreamd()
+        process.arguments = ["serve"]
+        process.currentDirectoryURL = BuiltBinary.packageRoot
+        process.environment = environment.merging(["DREAMD_LISTEN": "127.0.0.1:\(port)"]) { $1 }
+        output = FileManager.default.temporaryDirectory.appendingPathComponent("dreamd-process-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        self.process = process
+        baseURL = "http://127.0.0.1:\(port)"
+    }
+
+    var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, then the exit status once the process has drained and exited.
+    func terminate(within timeout: Duration = .seconds(30)) async throws -> Int32 {
+        process.terminate()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                kill(process.processIdentifier, SIGKILL)
+                throw TestFailure(description: "dreamd did not exit within \(timeout) of SIGTERM")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: output)
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, token: String, body: String? = nil) async throws -> (status: Int, json: JSONValue) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "authorization", value: "Bearer \(token)")
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 1 << 20)
+        let json = (try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))) ?? .null
+        return (Int(response.status.code), json)
+    }
+}
+
+@Suite("The dreamd process", .serialized)
+struct ProcessTests {
+    @Test("secrets never reach the logs (trace level, JSON lines), and SIGTERM drains and exits 0")
+    func secretsStayOutOfLogs() async throws {
+        let dreamlookKey = "dl-SECRET-\(UUID().uuidString.prefix(8))"
+        let dreamKey = "dre_SECRET_\(UUID().uuidString.prefix(8))"
+        try await TestDatabase.with { db in
+            try await withSimulator(dreamlookKey: dreamlookKey) { sim in
+                try await withReceiver { receiver in
+                    var environment = testEnvironment(database: db, dreamlookURL: sim.baseURL)
+                    environment["DREAMLOOK_API_KEY"] = dreamlookKey
+                    environment["DREAM_API_KEY"] = dreamKey
+                    environment["DREAMD_LOG_LEVEL"] = "trace"
+                    environment["DREAMD_LOG_FORMAT"] = "json"
+                    environment["DREAMD_WEBHOOK_ALLOW_PRIVATE"] = "true"
+                    environment["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+                    let token = try await db.keys.create(name: "process").token
+                    let daemon = try DaemonProcess(environment: environment, port: try await BuiltBinary.freePort())
+                    #expect(try await eventually { (try? await daemon.request(.GET, "/healthz", token: ""))?.status == 200 }, "\(daemon.log)")
+
+                    let subscription = try await daemon.request(.POST, "/v1/subscriptions", token: token,
+                                                                body: #"{"url": "\#(receiver.url("logs"))", "event_types": ["job.*"]}"#)
+                    let webhookSecret = try #require(subscription.json["secret"]?.stringValue, "\(subscription.json)")
+                    let wrongToken = "dreamd_WRONG_\(UUID().uuidString)"
+                    #expect(try await daemon.request(.GET, "/v1/jobs", token: wrongToken).status == 401)
+                    let submitted = try await daemon.request(.POST, "/v1/jobs", token: token, body: imageGenBody())
+                    let id = try #require(submitted.json["id"]?.stringValue, "\(submitted.json)")
+                    let finished = try await eventually(timeout: .seconds(30)) {
+                        try await daemon.request(.GET, "/v1/jobs/\(id)", token: token).json["state"]?.stringValue == "succeeded"
+                    }
+                    #expect(finished, "\(daemon.log.suffix(4000))")
+                    #expect(try await eventually { !receiver.received("logs").isEmpty })
+                    #expect(try await daemon.request(.GET, "/v1/models", token: token).status == 200)
+
+                    let status = try await daemon.terminate()
+                    #expect(status == 0, "exit status after SIGTERM")
+                    let log = daemon.log
+                    let lines = log.split(separator: "\n")
+                    #expect(lines.count > 20, "trace logging should have written plenty")
+                    for (name, secret) in [("API token", token), ("wrong bearer token", wrongToken), ("webhook secret", webhookSecret),
+                                           ("webhook secret body", String(webhookSecret.dropFirst("whsec_".count))),
+                                           ("dreamlook key", dreamlookKey), ("Dream Engines key", dreamKey)] {
+                        #expect(!log.contains(secret), "the \(name) appears in the log")
+                    }
+                    // One JSON object per line, and the job's lines carry its id and kind.
+                    let objects = lines.compactMap { try? DreamdJSON.decoder().decode(JSONValue.self, from: Data($0.utf8)) }
+                    #expect(objects.count == lines.count, "every log line is a JSON object")
+                    #expect(objects.contains { $0["job_id"]?.stringValue?.lowercased() == id.lowercased() && $0["kind"]?.stringValue == "image_gen" })
+                }
+            }
+        }
+    }
+
+    @Test("systemd-analyze verify accepts the unit file without a warning")
+    func systemdUnitVerifies() throws {
+        let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let tool = try #require(analyze, "systemd-analyze is missing: install systemd (.ci/run does) to check the unit")
+        let unit = try String(contentsOf: BuiltBinary.packageRoot.appendingPathComponent("systemd/dreamd.service"), encoding: .utf8)
+        #expect(unit.contains("ExecStart=/usr/local/bin/dreamd serve"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dreamd-unit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The unit names the installed path; verify checks that it is executable, so point it at the build.
+        let local = directory.appendingPathComponent("dreamd.service")
+        try unit.replacingOccurrences(of: "/usr/local/bin/dreamd", with: try BuiltBinary.dreamd().path)
+            .write(to: local, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["verify", local.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze: \(output)")
+    }
+}
