@@ -8,7 +8,7 @@
 # It starts a private PostgreSQL cluster in .dreamd/demo/pg, builds dreamd, migrates,
 # starts `dreamd sim` and `dreamd serve`, creates an API key, starts a small webhook
 # receiver (python3, verifies signatures itself) and subscribes it to job.*, submits 5
-# image jobs, follows them to a final state, and shows the audit trail and the webhooks
+# image jobs and one Dream Engines rollout, follows them to a final state, and shows the audit trail and the webhooks
 # that arrived. Exit status is non-zero unless every job succeeded and a verified webhook
 # arrived for each. Logs: .dreamd/demo/{serve,sim,receiver}.log, webhooks.jsonl.
 # Set DREAMD_BIN=/path/to/dreamd to skip `swift build`.
@@ -176,6 +176,8 @@ DREAMLOOK_API_KEY=dl-demo \
 DREAMD_POLL_INTERVAL=1s \
 DREAMD_DATA_DIR="$DEMO_DIR/data" \
 DREAMD_WEBHOOK_ALLOW_PRIVATE=true \
+DREAM_BASE_URL="http://127.0.0.1:$SIM_PORT" \
+DREAMD_INPUT_ALLOW_PRIVATE=true \
     "$DREAMD" serve >"$DEMO_DIR/serve.log" 2>&1 </dev/null &
 echo $! >"$DEMO_DIR/serve.pid"
 SERVE_PID=$!
@@ -239,6 +241,27 @@ for n in $(seq 1 "$NJOBS"); do
     echo "job $n: $id"
 done
 
+# A Dream Engines rollout too: the simulator serves a start frame of the model's size, and the
+# actions are 12 steps (one chunk) of dreamdojo-2b-gr1's 384-dimensional action vector.
+say "submitting a predict rollout (Dream Engines)"
+body="$(python3 -c '
+import json, sys
+port = sys.argv[1]
+print(json.dumps({"kind": "predict", "params": {"model": "dreamdojo-2b-gr1",
+    "start_frame": {"url": "http://127.0.0.1:%s/fixtures/frame.png" % port},
+    "actions": {"values": [[0.01 * ((i + j) % 7) for j in range(384)] for i in range(12)]}, "seed": 7}}))
+' "$SIM_PORT")"
+resp="$("${CURL[@]}" -X POST "${AUTH[@]}" -H 'Content-Type: application/json' \
+    -d "$body" -w $'\n%{http_code}' "$API/v1/jobs")" || die "POST /v1/jobs (predict) failed"
+code="${resp##*$'\n'}"
+json="${resp%$'\n'*}"
+[[ "$code" == 2?? ]] || die "POST /v1/jobs (predict) -> HTTP $code: $json"
+id="$(json_get id <<<"$json")" || die "no id in response: $json"
+IDS+=("$id")
+NJOBS=$((NJOBS + 1))
+PREDICT_ID="$id"
+echo "predict job: $id"
+
 # ---- 5. follow the jobs --------------------------------------------------------------
 
 say "waiting for the jobs (timeout ${JOBS_TIMEOUT}s)"
@@ -283,6 +306,13 @@ say "the same trail in PostgreSQL"
 echo "psql \"$DATABASE_URL\" -c \"$SQL\""
 [[ "${DEMO_KEEP:-0}" == 1 ]] || echo "(the cluster is stopped when the demo ends: rerun with DEMO_KEEP=1 to keep it)"
 "$PG_BIN/psql" -X "$DATABASE_URL" -c "$SQL"
+
+say "the rollout's result: GET /v1/jobs/$PREDICT_ID"
+"${CURL[@]}" "${AUTH[@]}" "$API/v1/jobs/$PREDICT_ID" | python3 -c '
+import json, sys
+job = json.load(sys.stdin)
+print(json.dumps({"state": job["state"], "cost_usd": job.get("cost_usd"), "result": job.get("result")}, indent=2))
+' || true
 
 # ---- 7. webhooks ---------------------------------------------------------------------
 
