@@ -31,4 +31,20 @@ DATABASE_URL="$URL" "$BIN/dreamd" migrate --migrations-dir migrations >/dev/null
 
 echo "==> webhooks: $EVENTS events x $SUBSCRIPTIONS subscription(s), concurrency $CONCURRENCY, $PER_SUBSCRIPTION per subscription; then $RATE events/s for ${SECONDS_PACED}s"
 echo "    ($(nproc) cores, $("$PG_BIN/postgres" --version), $CONFIG build; receiver, daemon path and PostgreSQL on this machine)"
-"$BIN/WebhookBench" "$URL" "$EVENTS" "$SUBSCRIPTIONS" "$CONCURRENCY" "$PER_SUBSCRIPTION" "$RATE" "$SECONDS_PACED" | grep -v '^[A-Z_0-9]*='
+OUT=$("$BIN/WebhookBench" "$URL" "$EVENTS" "$SUBSCRIPTIONS" "$CONCURRENCY" "$PER_SUBSCRIPTION" "$RATE" "$SECONDS_PACED")
+echo "$OUT" | grep -v '^[A-Z_0-9]*='
+DPS=$(echo "$OUT" | sed -n 's/^DELIVERIES_PER_SECOND=//p')
+
+# The baseline, in the same run on the same server: pgbench's simple-update transactions.
+pg_create_db pgbench >/dev/null
+echo "==> pgbench -N (simple-update), 8 clients, 15s, same server"
+"$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 10 -q pgbench >/dev/null 2>&1
+TPS=$("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -N -c 8 -j 2 -T 15 pgbench 2>/dev/null \
+      | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+echo "pgbench: $TPS TPS"
+python3 - "$DPS" "$TPS" <<'PY'
+import sys
+dps, tps = float(sys.argv[1]), float(sys.argv[2])
+print(f"ratio: {dps:.0f} deliveries/s = {dps / tps:.2f} x pgbench simple-update TPS ({tps:.0f})")
+print("(each delivery is a claim share, a signed HTTP POST to the local receiver and a record statement with its attempt row)")
+PY

@@ -28,7 +28,7 @@ struct QueueBench {
         let store = JobStore(client: client, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await client.run() }
-            try await client.query("TRUNCATE job_events, events, jobs", logger: logger)
+            try await client.query("TRUNCATE job_events, events, jobs CASCADE", logger: logger)
             let insertStart = ContinuousClock.now
             try await client.query("""
                 INSERT INTO jobs (id, kind, state, params)
