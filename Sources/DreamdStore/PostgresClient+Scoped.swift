@@ -18,22 +18,15 @@ extension PostgresClient {
                 started.mark()
                 await client.run()
             }
-            let result: T
-            do {
-                result = try await body(client)
-            } catch {
-                await started.wait()
-                group.cancelAll()
-                throw error
-            }
+            // Waiting first also keeps leases from being asked for before `run()` (PostgresNIO warns then).
             await started.wait()
-            group.cancelAll()
-            return result
+            defer { group.cancelAll() }
+            return try await body(client)
         }
     }
 }
 
-/// Set once the run task is executing; `wait` then gives `run()` a moment to enter its pool loop.
+/// Set once the run task is executing; `wait` then gives `run()` a moment (5 ms) to enter its pool loop.
 private final class RunStarted: Sendable {
     private let flag = Atomic<Bool>(false)
 
@@ -41,6 +34,6 @@ private final class RunStarted: Sendable {
 
     func wait() async {
         while !flag.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
-        try? await Task.sleep(for: .milliseconds(20))
+        try? await Task.sleep(for: .milliseconds(5))
     }
 }
