@@ -135,7 +135,7 @@ public struct JobStore: Sendable {
             try binds.append(value)
             return "$\(binds.count)"
         }
-        if !filter.states.isEmpty { try conditions.append("state = ANY(\(try bind(filter.states.map(\.rawValue)))::text[])") }
+        if !filter.states.isEmpty { conditions.append("state = ANY(\(try bind(filter.states.map(\.rawValue)))::text[])") }
         if !filter.kinds.isEmpty { conditions.append("kind = ANY(\(try bind(filter.kinds.map(\.rawValue)))::text[])") }
         if let scheduleID = filter.scheduleID { conditions.append("schedule_id = \(try bind(scheduleID))") }
         if let after = filter.createdAfter { conditions.append("created_at > \(try bind(after))") }

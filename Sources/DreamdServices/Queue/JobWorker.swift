@@ -66,7 +66,7 @@ public final class JobWorker: Service, Sendable {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeatLoop() }
                 await self.claimLoop(&group)

@@ -80,7 +80,7 @@ public struct DreamEnginesSimulator: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("v1/status") { request, _ in
             try await guarded(request, route: "status") {
-                let uptime = Date().timeIntervalSince(await state.startedAt)
+                let uptime = Date().timeIntervalSince(state.startedAt)
                 return try Self.json(["model": .string(Self.activeSlug), "uptime_s": .number(uptime.rounded()),
                                       "latency_ms": ["p50": 3100, "p95": 3900, "p99": 88_000], "rollouts_24h": .number(Double(await state.charges))])
             }
