@@ -125,6 +125,25 @@ struct ProcessTests {
                     #expect(finished, "\(daemon.log.suffix(4000))")
                     #expect(try await eventually { !receiver.received("logs").isEmpty })
                     #expect(try await daemon.request(.GET, "/v1/models", token: token).status == 200)
+                    // Every family of metrics the operations guide names, from this process's own registry
+                    // (the queue and upstream gauges are sampled every few seconds).
+                    let families = [
+                        "dreamd_job_transitions_total", "dreamd_jobs_claimed_total", "dreamd_claim_duration_seconds",
+                        "dreamd_upstream_requests_total", "dreamd_upstream_request_duration_seconds", "dreamd_polls_total",
+                        "dreamd_webhook_attempts_total", "dreamd_webhook_attempt_duration_seconds",
+                        "dreamd_jobs", "dreamd_queue_oldest_age_seconds",
+                        "dreamd_upstream_paused", "dreamd_upstream_unhealthy", "dreamd_upstream_in_flight",
+                    ]
+                    let metricsURL = daemon.baseURL + "/metrics"
+                    let allThere = try await eventually(timeout: .seconds(20), interval: .milliseconds(500)) {
+                        var request = HTTPClientRequestBuilder.get(metricsURL)
+                        let text = try await request.text()
+                        return families.allSatisfy { family in text.contains("\n\(family){") || text.contains("\n\(family) ") || text.contains("# TYPE \(family) ") }
+                    }
+                    var request = HTTPClientRequestBuilder.get(metricsURL)
+                    let text = try await request.text()
+                    #expect(allThere, "missing: \(families.filter { !text.contains("# TYPE \($0) ") })")
+                    #expect(text.contains(#"dreamd_webhook_attempts_total{result="succeeded"}"#), "a delivery was counted by outcome")
 
                     let status = try await daemon.terminate()
                     #expect(status == 0, "exit status after SIGTERM")

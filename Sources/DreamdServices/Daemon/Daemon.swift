@@ -215,7 +215,7 @@ public struct Daemon: Sendable {
             ], logger: logger),
             worker(),
             scheduler(),
-            QueueSampler(client: postgres, logger: logger),
+            QueueSampler(client: postgres, kinds: registry.kinds.map(\.rawValue), logger: logger),
             deliveryWorker(),
             retentionSweeper(),
             UpstreamMetrics(registry: registry),

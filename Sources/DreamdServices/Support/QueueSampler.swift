@@ -5,27 +5,33 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Samples the queue every `interval` into gauges: `dreamd_jobs{kind,state}` for every unfinished state,
-/// and `dreamd_queue_oldest_age_seconds{kind}` (how long the oldest due job has waited).
+/// and `dreamd_queue_oldest_age_seconds{kind}` (how long the oldest due job has waited). Every enabled
+/// kind has its series from the first sample on, at 0 while it has no such jobs, so dashboards and
+/// alerts see an idle queue rather than no data.
 public struct QueueSampler: Service {
+    static let unfinishedStates = ["scheduled", "queued", "submitting", "running"]
+
     let client: PostgresClient
+    let kinds: [String]
     let interval: Duration
     let logger: Logger
 
-    public init(client: PostgresClient, interval: Duration = .seconds(5), logger: Logger) {
+    public init(client: PostgresClient, kinds: [String] = [], interval: Duration = .seconds(5), logger: Logger) {
         self.client = client
+        self.kinds = kinds
         self.interval = interval
         self.logger = logger
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var seen: Set<[String]> = []
+            var seen = Set(kinds.flatMap { kind in Self.unfinishedStates.map { [kind, $0] } })
             while !Task.isCancelled {
                 do {
                     var current: Set<[String]> = []
                     let rows = try await client.query("""
                         SELECT kind, state, count(*)::int8,
-                               COALESCE(extract(epoch FROM now() - min(run_at)) FILTER (WHERE state = 'queued'), 0)::float8
+                               COALESCE(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'queued')), 0)::float8
                         FROM jobs WHERE state IN ('scheduled', 'queued', 'submitting', 'running')
                         GROUP BY kind, state
                         """, logger: logger)
@@ -43,7 +49,10 @@ public struct QueueSampler: Service {
                     }
                     seen = current.union(seen)
                 } catch {
-                    logger.debug("queue sample failed", metadata: ["error": "\(String(reflecting: error))"])
+                    // A query cut short by shutdown is not worth a warning.
+                    if !Task.isCancelled {
+                        logger.warning("queue sample failed", metadata: ["error": "\(String(reflecting: error))"])
+                    }
                 }
                 try? await Task.sleep(for: interval)
             }
