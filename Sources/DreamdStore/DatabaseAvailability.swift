@@ -49,24 +49,16 @@ public enum DatabaseAvailability {
     }
 }
 
-/// Resumes a continuation with the first outcome only.
+/// Resumes a continuation with the first outcome only; later ones are dropped.
 private final class FirstOutcome<T: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, pending: Result<T, any Error>?)>((nil, nil))
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
 
+    /// Called before either racer starts.
     func install(_ continuation: CheckedContinuation<T, any Error>) {
-        let early: Result<T, any Error>? = state.withLock { state in
-            if let pending = state.pending { state.pending = nil; return pending }
-            state.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(with: early) }
+        self.continuation.withLock { $0 = continuation }
     }
 
     func resolve(_ result: Result<T, any Error>) {
-        let continuation: CheckedContinuation<T, any Error>? = state.withLock { state in
-            if let continuation = state.continuation { state.continuation = nil; state.pending = nil; return continuation }
-            return nil
-        }
-        continuation?.resume(with: result)
+        continuation.withLock { $0.take() }?.resume(with: result)
     }
 }

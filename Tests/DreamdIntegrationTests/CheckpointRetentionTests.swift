@@ -76,6 +76,17 @@ struct CheckpointRetentionTests {
                     #expect(try await daemon.submit(unknown).status == 201)
                     #expect(try await eventually { try await daemon.checkpoint(id)["state"]?.stringValue == "expired" })
                     #expect(try await daemon.submit(imageGen).status == 422)
+
+                    // Bulk rows are refused the same way (one query for all rows), and nothing is inserted.
+                    let jobsBefore = try await db.values("SELECT count(*)::int FROM jobs", as: Int.self)
+                    let rows = [unknown, imageGen, unknown, combined].joined(separator: "\n")
+                    let bulk = try await daemon.request(.POST, "/v1/jobs/bulk", body: rows, contentType: "application/x-ndjson")
+                    #expect(bulk.status == 422)
+                    let refusedRows = bulk.json["error"]?["details"]?["rows"]?.arrayValue ?? []
+                    #expect(refusedRows.map { $0["line"]?.intValue } == [2, 4])
+                    #expect(refusedRows.map { $0["code"]?.stringValue } == ["checkpoint_expired", "checkpoint_expired"])
+                    #expect(refusedRows.map { $0["field"]?.stringValue } == ["params.checkpoint_id", "params.image_gen[1].checkpoint_id"])
+                    #expect(try await db.values("SELECT count(*)::int FROM jobs", as: Int.self) == jobsBefore)
                 }
             }
         }

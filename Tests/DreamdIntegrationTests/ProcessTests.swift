@@ -78,17 +78,7 @@ final class DaemonProcess: Sendable {
     }
 
     func request(_ method: HTTPMethod, _ path: String, token: String, body: String? = nil) async throws -> (status: Int, json: JSONValue) {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        request.headers.add(name: "authorization", value: "Bearer \(token)")
-        if let body {
-            request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body))
-        }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let buffer = try await response.body.collect(upTo: 1 << 20)
-        let json = (try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))) ?? .null
-        return (Int(response.status.code), json)
+        try await apiRequest(method, baseURL + path, body: body, token: token)
     }
 }
 

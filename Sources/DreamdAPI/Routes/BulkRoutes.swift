@@ -56,10 +56,9 @@ public struct BulkRoutes: Sendable {
         guard lines.count <= Self.maxRows else {
             throw APIError(.contentTooLarge, code: "too_many_rows", message: "a bulk submission holds at most \(Self.maxRows) rows, got \(lines.count)")
         }
-        var jobs: [JobStore.NewJob] = []
-        jobs.reserveCapacity(lines.count)
-        var errors: [JSONValue] = []
-        var invalidCount = 0
+        var valid: [(line: Int, submission: JobSubmission)] = []
+        valid.reserveCapacity(lines.count)
+        var rowErrors: [(line: Int, error: APIError)] = []
         for (number, text) in lines {
             do {
                 let value: JSONValue
@@ -68,28 +67,35 @@ public struct BulkRoutes: Sendable {
                 }
                 let submission = try JobSubmission(body: value, registry: registry)
                 try await submission.validateParams()
-                try await expiryCheck.refuseExpiredCheckpoints(submission)
-                jobs.append(JobStore.NewJob(
-                    kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
-                    maxAttempts: submission.maxAttempts, metadata: submission.metadata, apiKeyID: context.apiKey?.id,
-                    provider: submission.executor.provider, archiveCheckpoints: submission.archiveCheckpoints
-                ))
+                valid.append((number, submission))
             } catch let error as APIError {
                 if error.status == .serviceUnavailable { throw error }
-                invalidCount += 1
-                guard errors.count < Self.maxReportedErrors else { continue }
-                let field = error.details?["field"]?.stringValue
-                var message = error.message
-                if let field, message.hasPrefix(field + ": ") { message.removeFirst(field.count + 2) }
-                errors.append(["line": .number(Double(number)), "code": .string(error.code),
-                               "field": field.map(JSONValue.string) ?? .null, "message": .string(message)])
+                rowErrors.append((number, error))
             }
         }
-        guard errors.isEmpty else {
+        // Expired checkpoints: one query for every row.
+        for (index, refusal) in try await expiryCheck.refusals(valid.map(\.submission)) {
+            rowErrors.append((valid[index].line, refusal))
+        }
+        guard rowErrors.isEmpty else {
+            let reported = rowErrors.sorted { $0.line < $1.line }.prefix(Self.maxReportedErrors).map { row -> JSONValue in
+                let field = row.error.details?["field"]?.stringValue
+                var message = row.error.message
+                if let field, message.hasPrefix(field + ": ") { message.removeFirst(field.count + 2) }
+                return ["line": .number(Double(row.line)), "code": .string(row.error.code),
+                        "field": field.map(JSONValue.string) ?? .null, "message": .string(message)]
+            }
             throw APIError(.unprocessableContent, code: "invalid_rows",
-                           message: "\(invalidCount) of \(lines.count) rows are invalid; nothing was submitted",
-                           details: ["rows": .array(errors), "invalid": .number(Double(invalidCount)), "total": .number(Double(lines.count)),
-                                     "truncated": .bool(invalidCount > errors.count)])
+                           message: "\(rowErrors.count) of \(lines.count) rows are invalid; nothing was submitted",
+                           details: ["rows": .array(reported), "invalid": .number(Double(rowErrors.count)), "total": .number(Double(lines.count)),
+                                     "truncated": .bool(rowErrors.count > reported.count)])
+        }
+        let jobs = valid.map { _, submission in
+            JobStore.NewJob(
+                kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
+                maxAttempts: submission.maxAttempts, metadata: submission.metadata, apiKeyID: context.apiKey?.id,
+                provider: submission.executor.provider, archiveCheckpoints: submission.archiveCheckpoints
+            )
         }
         let hash = SHA256.hash(data: Data(body.readableBytesView)).map { String(format: "%02x", $0) }.joined()
         let started = ContinuousClock.now

@@ -78,17 +78,8 @@ public struct DreamEnginesClient: Sendable {
         if let steps = input.numSteps { params["num_steps"] = .number(Double(steps)) }
         if let guidance = input.guidance { params["guidance"] = .number(guidance) }
         form.addField(name: "params", value: (try? DreamdJSON.string(JSONValue.object(params))) ?? "{}")
-        let body = form.body
-        return try await retryPolicy.run(logger: logger) { _ throws(DreamEnginesError) in
-            var request = request(.POST, "/v1/rollouts")
-            request.headers.replaceOrAdd(name: "content-type", value: form.contentType)
-            request.headers.replaceOrAdd(name: "idempotency-key", value: idempotencyKey)
-            request.body = .bytes(body)
-            let response = try await execute(request, timeout: rolloutTimeout, logger: logger)
-            guard (200..<300).contains(response.status.code) else {
-                throw DreamEnginesError.classify(status: response.status, headers: response.headers,
-                                                 body: try await collect(response, limit: 64 << 10), routeMayBeMissing: true)
-            }
+        return try await postForm("/v1/rollouts", form, idempotencyKey: idempotencyKey, routeMayBeMissing: true, logger: logger) {
+            response throws(DreamEnginesError) in
             if response.headers.first(name: "content-type")?.contains("json") ?? true {
                 let buffer = try await collect(response, limit: maxJSONBytes)
                 guard let envelope = try? DreamdJSON.decode(JSONValue.self, from: String(buffer: buffer)), envelope.objectValue != nil else {
@@ -111,17 +102,8 @@ public struct DreamEnginesClient: Sendable {
         if let guidance = input.guidance { form.addField(name: "guidance", value: "\(guidance)") }
         form.addFile(name: "frame", filename: input.frameFilename, contentType: input.frameContentType, data: input.frame)
         form.addFile(name: "actions", filename: "actions.npy", contentType: "application/octet-stream", data: input.actions)
-        let body = form.body
-        return try await retryPolicy.run(logger: logger) { _ throws(DreamEnginesError) in
-            var request = request(.POST, "/v1/predict")
-            request.headers.replaceOrAdd(name: "content-type", value: form.contentType)
-            request.headers.replaceOrAdd(name: "idempotency-key", value: idempotencyKey)
-            request.body = .bytes(body)
-            let response = try await execute(request, timeout: rolloutTimeout, logger: logger)
-            guard (200..<300).contains(response.status.code) else {
-                throw DreamEnginesError.classify(status: response.status, headers: response.headers, body: try await collect(response, limit: 64 << 10))
-            }
-            return LegacyRollout(headers: response.headers, file: try await storage.store(response.body, at: videoPath))
+        return try await postForm("/v1/predict", form, idempotencyKey: idempotencyKey, logger: logger) { response throws(DreamEnginesError) in
+            LegacyRollout(headers: response.headers, file: try await storage.store(response.body, at: videoPath))
         }
     }
 
@@ -138,16 +120,7 @@ public struct DreamEnginesClient: Sendable {
         for (index, blob) in actions.enumerated() {
             form.addFile(name: "actions", filename: String(format: "actions_%03d.npy", index), contentType: "application/octet-stream", data: blob)
         }
-        let body = form.body
-        return try await retryPolicy.run(logger: logger) { _ throws(DreamEnginesError) in
-            var request = request(.POST, "/v1/predict/batch")
-            request.headers.replaceOrAdd(name: "content-type", value: form.contentType)
-            request.headers.replaceOrAdd(name: "idempotency-key", value: idempotencyKey)
-            request.body = .bytes(body)
-            let response = try await execute(request, timeout: rolloutTimeout, logger: logger)
-            guard (200..<300).contains(response.status.code) else {
-                throw DreamEnginesError.classify(status: response.status, headers: response.headers, body: try await collect(response, limit: 64 << 10))
-            }
+        return try await postForm("/v1/predict/batch", form, idempotencyKey: idempotencyKey, logger: logger) { response throws(DreamEnginesError) in
             let files = try await unpack(response.body, into: directory, storage: storage)
             return BatchOutput(headers: response.headers, files: files)
         }
@@ -194,6 +167,28 @@ public struct DreamEnginesClient: Sendable {
             return try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
         } catch {
             throw .transport(String(describing: error))
+        }
+    }
+
+    /// POSTs `form` with `Idempotency-Key` under the retry policy (every try replays the same key, so a
+    /// retried rollout is never paid twice); a non-2xx answer is classified as the SDK does, a 2xx one
+    /// handed to `read`.
+    func postForm<T: Sendable>(
+        _ path: String, _ form: MultipartFormData, idempotencyKey: String, routeMayBeMissing: Bool = false, logger: Logger,
+        read: (HTTPClientResponse) async throws(DreamEnginesError) -> T
+    ) async throws(DreamEnginesError) -> T {
+        let body = form.body
+        return try await retryPolicy.run(logger: logger) { _ throws(DreamEnginesError) in
+            var request = request(.POST, path)
+            request.headers.replaceOrAdd(name: "content-type", value: form.contentType)
+            request.headers.replaceOrAdd(name: "idempotency-key", value: idempotencyKey)
+            request.body = .bytes(body)
+            let response = try await execute(request, timeout: rolloutTimeout, logger: logger)
+            guard (200..<300).contains(response.status.code) else {
+                throw DreamEnginesError.classify(status: response.status, headers: response.headers,
+                                                 body: try await collect(response, limit: 64 << 10), routeMayBeMissing: routeMayBeMissing)
+            }
+            return try await read(response)
         }
     }
 

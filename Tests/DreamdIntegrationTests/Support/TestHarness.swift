@@ -56,18 +56,7 @@ struct RunningDaemon: Sendable {
     /// Sends a request to the API with the test key; returns status and parsed JSON.
     func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = [], token: String? = nil,
                  contentType: String = "application/json") async throws -> (status: Int, json: JSONValue) {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        if let bearer = token ?? Optional(self.token), !bearer.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(bearer)") }
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body {
-            request.headers.add(name: "content-type", value: contentType)
-            request.body = .bytes(ByteBuffer(string: body))
-        }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-        let buffer = try await response.body.collect(upTo: 32 << 20)
-        let json = (try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))) ?? .null
-        return (Int(response.status.code), json)
+        try await apiRequest(method, baseURL + path, body: body, headers: headers, token: token ?? self.token, contentType: contentType)
     }
 
     func submit(_ body: String, headers: [(String, String)] = []) async throws -> (status: Int, json: JSONValue) {
@@ -172,4 +161,21 @@ struct HTTPClientRequestBuilder {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         return String(buffer: try await response.body.collect(upTo: 16 << 20))
     }
+}
+
+/// One HTTP call to a dreamd API with a bearer token (none when empty); returns status and parsed JSON.
+func apiRequest(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = [], token: String,
+                contentType: String = "application/json") async throws -> (status: Int, json: JSONValue) {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    if !token.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if let body {
+        request.headers.add(name: "content-type", value: contentType)
+        request.body = .bytes(ByteBuffer(string: body))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+    let buffer = try await response.body.collect(upTo: 32 << 20)
+    let json = (try? DreamdJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))) ?? .null
+    return (Int(response.status.code), json)
 }
