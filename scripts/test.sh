@@ -46,11 +46,34 @@ swift build --build-tests
 # Tests run one at a time: many of them check that things happen on time (leases, polls, retention,
 # schedules), and on a 2-core machine parallel runs starve each other's timers. Each test still has its
 # own database, so `bash scripts/test.sh --parallel` works when the machine has room.
-if [[ " $* " == *" --parallel "* ]]; then
-    swift test "$@"
-else
-    swift test --no-parallel "$@"
-fi
+test_args=(--no-parallel)
+[[ " $* " == *" --parallel "* ]] && test_args=()
+# Output is line-buffered (stdbuf), so a log cut off by a hang still shows the last test that started.
+# The whole run has a deadline (DREAMD_TEST_TIMEOUT seconds, default 1800): shortly before it, the tests
+# started and not finished are named and the test databases' sessions printed; then the run is killed.
+# A hang fails fast and says where it is.
+TEST_LOG="$PG_DIR/swift-test.log"
+test_deadline="${DREAMD_TEST_TIMEOUT:-1800}"
+report_unfinished() {
+    echo "!!! swift test has not finished after $((test_deadline - 20)) s; tests started and not finished:" >&2
+    awk '/^.* Test "/ && / started\.$/ && !/Test case passing/ { t = $0; sub(/^[^"]*"/, "", t); sub(/" started\.$/, "", t); open[t] = 1 }
+         /^.* Test "/ && (/ passed after / || / failed after /) { t = $0; sub(/^[^"]*"/, "", t); sub(/" (with [0-9]+ test cases )?(passed|failed) after .*$/, "", t); delete open[t] }
+         END { for (t in open) print "    " t }' "$TEST_LOG" >&2
+    echo "!!! sessions of the test databases:" >&2
+    "$PG_BIN/psql" -X -d "$DREAMD_PG_ADMIN_URL" -c \
+        "SELECT datname, state, wait_event_type AS wait, now() - query_start AS for, left(query, 100) AS query
+         FROM pg_stat_activity WHERE datname LIKE 'dreamd_t_%' ORDER BY query_start" >&2 || true
+}
+( for ((second = 0; second < test_deadline - 20; second++)); do sleep 1; done; report_unfinished ) &
+reporter=$!
+set +e
+timeout --kill-after=30 "$test_deadline" stdbuf -oL -eL swift test "${test_args[@]}" "$@" 2>&1 | tee "$TEST_LOG"
+test_status=${PIPESTATUS[0]}
+set -e
+kill "$reporter" 2>/dev/null || true
+wait "$reporter" 2>/dev/null || true
+[[ $test_status -eq 124 || $test_status -eq 137 ]] && echo "!!! swift test was stopped after ${test_deadline} s" >&2
+[[ $test_status -eq 0 ]] || exit "$test_status"
 
 filtered=0
 for arg in "$@"; do [[ "$arg" == --filter* || "$arg" == --skip* ]] && filtered=1; done
@@ -62,5 +85,5 @@ if [[ "${DREAMD_SKIP_SDK_CHECK:-0}" == "1" ]]; then
 elif [[ $filtered -eq 1 && "${CI:-}" != "true" ]]; then
     echo "[test] a filter was given: skipping scripts/sdk-check.sh (run it alone, or the whole suite)" >&2
 else
-    DREAMD_BIN="$(swift build --show-bin-path)/dreamd" bash "$ROOT/scripts/sdk-check.sh"
+    DREAMD_BIN="$(swift build --show-bin-path)/dreamd" timeout --kill-after=30 900 bash "$ROOT/scripts/sdk-check.sh"
 fi

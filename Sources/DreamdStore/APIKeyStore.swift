@@ -62,21 +62,21 @@ public struct APIKeyStore: Sendable {
         let token = Self.newToken()
         let id = UUID()
         let prefix = String(token.prefix(12))
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             INSERT INTO api_keys (id, name, token_hash, token_prefix, scope)
             VALUES (\(id), \(name), \(Self.hash(token)), \(prefix), \(scope.rawValue))
             RETURNING created_at
             """, logger: logger)
         var createdAt = Date()
-        for try await value in rows.decode(Date.self) { createdAt = value }
+        for value in try rows.decode(Date.self) { createdAt = value }
         return (APIKey(id: id, name: name, prefix: prefix, createdAt: createdAt, revokedAt: nil, scope: scope), token)
     }
 
     public func list() async throws -> [APIKey] {
-        let rows = try await client.query(
+        let rows = try await client.rows(
             "SELECT id, name, token_prefix, created_at, revoked_at, scope FROM api_keys ORDER BY created_at", logger: logger)
         var keys: [APIKey] = []
-        for try await (id, name, prefix, created, revoked, scope) in rows.decode((UUID, String, String, Date, Date?, String).self) {
+        for (id, name, prefix, created, revoked, scope) in try rows.decode((UUID, String, String, Date, Date?, String).self) {
             keys.append(APIKey(id: id, name: name, prefix: prefix, createdAt: created, revokedAt: revoked, scope: APIKeyScope(rawValue: scope) ?? .read))
         }
         return keys
@@ -85,7 +85,7 @@ public struct APIKeyStore: Sendable {
     /// Revokes the keys with this id or name. Returns how many were revoked.
     public func revoke(idOrName: String) async throws -> Int {
         let id = UUID(uuidString: idOrName)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE api_keys SET revoked_at = now()
             WHERE revoked_at IS NULL AND (id = \(id)::uuid OR (\(id)::uuid IS NULL AND name = \(idOrName)))
             RETURNING id
@@ -96,11 +96,11 @@ public struct APIKeyStore: Sendable {
     /// The live key whose token this is, if any.
     public func authenticate(token: String) async throws -> APIKey? {
         guard token.hasPrefix("dmd_"), token.count < 200 else { return nil }
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT id, name, token_prefix, created_at, revoked_at, scope FROM api_keys
             WHERE token_hash = \(Self.hash(token)) AND revoked_at IS NULL
             """, logger: logger)
-        for try await (id, name, prefix, created, revoked, scope) in rows.decode((UUID, String, String, Date, Date?, String).self) {
+        for (id, name, prefix, created, revoked, scope) in try rows.decode((UUID, String, String, Date, Date?, String).self) {
             return APIKey(id: id, name: name, prefix: prefix, createdAt: created, revokedAt: revoked, scope: APIKeyScope(rawValue: scope) ?? .read)
         }
         return nil

@@ -90,7 +90,7 @@ public struct BatchStore: Sendable {
         try flush()
         let chunkTexts = chunks
         do {
-            let created = try await client.withTransaction(logger: logger) { connection -> Date in
+            let created = try await client.transaction(logger: logger) { connection -> Date in
                 let rows = try await connection.query("""
                     INSERT INTO batches (id, api_key_id, total, idempotency_key, request_hash)
                     VALUES (\(batchID), \(apiKeyID), \(jobs.count), \(idempotencyKey), \(requestHash))
@@ -123,11 +123,11 @@ public struct BatchStore: Sendable {
     }
 
     private func existing(apiKeyID: UUID?, key: String, requestHash: String?) async throws -> InsertOutcome? {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT id, request_hash FROM batches
             WHERE api_key_id IS NOT DISTINCT FROM \(apiKeyID)::uuid AND idempotency_key = \(key)
             """, logger: logger)
-        for try await (id, hash) in rows.decode((UUID, String?).self) {
+        for (id, hash) in try rows.decode((UUID, String?).self) {
             guard hash == requestHash, let summary = try await summary(id: id) else { return .conflict(batchID: id) }
             return .replayed(summary)
         }
@@ -136,7 +136,7 @@ public struct BatchStore: Sendable {
 
     /// The batch's counts by state and the cost of its jobs so far; `nil` for an unknown id.
     public func summary(id: UUID) async throws -> Summary? {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT b.id, b.total, b.created_at,
                    count(j.id) FILTER (WHERE j.state = 'succeeded')::int,
                    count(j.id) FILTER (WHERE j.state = 'failed')::int,
@@ -147,8 +147,8 @@ public struct BatchStore: Sendable {
             WHERE b.id = \(id)
             GROUP BY b.id
             """, logger: logger)
-        for try await (id, total, createdAt, succeeded, failed, cancelled, pending, cost)
-            in rows.decode((UUID, Int, Date, Int, Int, Int, Int, Double).self) {
+        for (id, total, createdAt, succeeded, failed, cancelled, pending, cost)
+            in try rows.decode((UUID, Int, Date, Int, Int, Int, Int, Double).self) {
             return Summary(id: id, total: total, succeeded: succeeded, failed: failed, cancelled: cancelled, pending: pending,
                            costUSD: cost, createdAt: createdAt)
         }

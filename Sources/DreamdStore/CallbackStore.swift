@@ -23,7 +23,7 @@ public struct CallbackStore: Sendable {
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let token = Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        try await client.query("""
+        try await client.rows("""
             INSERT INTO callback_tokens (token_hash, provider, job_id) VALUES (\(Self.hash(token)), \(provider), \(jobID))
             """, logger: logger)
         return token
@@ -42,7 +42,7 @@ public struct CallbackStore: Sendable {
     /// Stores a callback whose token is known. Returns `nil` (and stores nothing) for an unknown token.
     public func receive(provider: String, token: String, payload: String, upstreamJobID: String?, upstreamState: String?) async throws -> Received? {
         guard token.count >= 40, token.count <= 100 else { return nil }
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH known AS (
                 SELECT job_id FROM callback_tokens WHERE token_hash = \(Self.hash(token)) AND provider = \(provider)
             )
@@ -51,7 +51,7 @@ public struct CallbackStore: Sendable {
             RETURNING id, job_id
             """, logger: logger)
         var stored: (Int64, UUID)?
-        for try await row in rows.decode((Int64, UUID).self) { stored = row }
+        for row in try rows.decode((Int64, UUID).self) { stored = row }
         guard let (inboxID, jobID) = stored else { return nil }
         guard let job = try await JobStore(client: client, logger: logger).job(id: jobID) else { return nil }
         return Received(inboxID: inboxID, job: job)
@@ -59,7 +59,7 @@ public struct CallbackStore: Sendable {
 
     /// Makes a running job due for a poll now and wakes the workers. Returns whether it was moved.
     public func pollSoon(jobID: UUID) async throws -> Bool {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH nudged AS (
                 UPDATE jobs SET run_at = now()
                 WHERE id = \(jobID) AND state = 'running' AND run_at > now()
@@ -73,7 +73,7 @@ public struct CallbackStore: Sendable {
     /// Takes a short lease on a running job that nobody works on, so a trusted callback outcome can be
     /// recorded through the ordinary `JobStore.record` path. Returns the claimed job or `nil`.
     public func claimForCallback(jobID: UUID, owner: String) async throws -> ClaimedJob? {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE jobs SET lease_owner = \(owner), lease_expires_at = now() + interval '30 seconds'
             WHERE id = \(jobID) AND state = 'running' AND lease_owner IS NULL
             RETURNING \(unescaped: JobColumns.list())
@@ -85,7 +85,7 @@ public struct CallbackStore: Sendable {
     }
 
     public func markProcessed(inboxID: Int64, outcome: String) async throws {
-        try await client.query("""
+        try await client.rows("""
             UPDATE callback_inbox SET processed_at = now(), outcome = \(outcome) WHERE id = \(inboxID)
             """, logger: logger)
     }

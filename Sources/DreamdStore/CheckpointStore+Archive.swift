@@ -26,7 +26,7 @@ extension CheckpointStore {
     public func claimArchives(owner: String, limit: Int, leaseDuration: Duration) async throws -> [ArchiveTask] {
         guard limit > 0 else { return [] }
         let detail = try DreamdJSON.string(["owner": JSONValue.string(owner)] as JSONValue)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH due AS (
                 SELECT id FROM checkpoints
                 WHERE state <> 'expired' AND expires_at > now()
@@ -56,7 +56,7 @@ extension CheckpointStore {
     /// Renews `owner`'s lease on an archive. Returns whether it still holds it.
     @discardableResult
     public func renewArchiveLease(id: UUID, owner: String, leaseDuration: Duration) async throws -> Bool {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE checkpoints SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
             WHERE id = \(id) AND archive_lease_owner = \(owner) AND archive_state = 'archiving'
             RETURNING id
@@ -66,14 +66,14 @@ extension CheckpointStore {
 
     /// Stores a freshly signed download URL (read again from the upstream job).
     public func updateURL(id: UUID, url: String) async throws {
-        try await client.query("UPDATE checkpoints SET url = \(url), audit_actor = 'archiver' WHERE id = \(id)", logger: logger)
+        try await client.rows("UPDATE checkpoints SET url = \(url), audit_actor = 'archiver' WHERE id = \(id)", logger: logger)
     }
 
     /// Records a finished archive (`checkpoint.archived` goes out with it). Returns false if the lease was lost.
     @discardableResult
     public func completeArchive(id: UUID, owner: String, path: String, bytes: Int64, sha256: String) async throws -> Bool {
         let detail = try DreamdJSON.string(["path": .string(path), "bytes": .number(Double(bytes)), "sha256": .string(sha256)] as JSONValue)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE checkpoints SET archive_state = 'archived', archived_path = \(path), archived_bytes = \(bytes),
                 archived_sha256 = \(sha256), archive_error = NULL, archived_at = now(),
                 archive_lease_owner = NULL, archive_lease_expires_at = NULL, archive_next_attempt_at = NULL,
@@ -88,7 +88,7 @@ extension CheckpointStore {
     /// checkpoint expires before the retry (the error then says so).
     public func failArchive(id: UUID, owner: String, error: String, retryAt: Date, final: Bool) async throws {
         let detail = try DreamdJSON.string(["error": .string(error)] as JSONValue)
-        try await client.query("""
+        try await client.rows("""
             UPDATE checkpoints SET
                 archive_state = CASE WHEN \(final) OR state = 'expired' OR expires_at <= \(retryAt) THEN 'failed' ELSE 'pending' END,
                 archive_error = CASE WHEN NOT \(final) AND (state = 'expired' OR expires_at <= \(retryAt))
@@ -103,21 +103,21 @@ extension CheckpointStore {
 
     /// Archived files older than `retention`: their ids and paths (the archiver deletes them, then `forgetArchive`).
     public func archivesOlderThan(_ retention: Duration, limit: Int = 100) async throws -> [(id: UUID, path: String)] {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT id, archived_path FROM checkpoints
             WHERE archive_state = 'archived' AND archived_path IS NOT NULL
               AND archived_at <= now() - \(JobStore.millis(retention)) * interval '1 millisecond'
             ORDER BY archived_at LIMIT \(limit)
             """, logger: logger)
         var found: [(UUID, String)] = []
-        for try await (id, path) in rows.decode((UUID, String).self) { found.append((id, path)) }
+        for (id, path) in try rows.decode((UUID, String).self) { found.append((id, path)) }
         return found.map { (id: $0.0, path: $0.1) }
     }
 
     /// Clears `archived_path` once the file was deleted by archive retention (size and hash stay as a record).
     public func forgetArchive(id: UUID, path: String) async throws {
         let detail = try DreamdJSON.string(["deleted_path": .string(path), "reason": "archive retention"] as JSONValue)
-        try await client.query("""
+        try await client.rows("""
             UPDATE checkpoints SET archived_path = NULL, audit_actor = 'archiver', audit_detail = \(detail)::jsonb
             WHERE id = \(id) AND archived_path = \(path)
             """, logger: logger)

@@ -13,7 +13,7 @@ extension CheckpointStore {
     public func markExpiring(limit: Int = 500, actor: Actor = "sweeper") async throws -> [String] {
         let warning = JobStore.millis(expiryWarning)
         let detail = try DreamdJSON.string(["warning_ms": JSONValue.number(Double(warning))] as JSONValue)
-        return try await client.query("""
+        return try await client.rows("""
             UPDATE checkpoints SET state = 'expiring', audit_actor = \(actor.rawValue), audit_detail = \(detail)::jsonb
             WHERE id IN (
                 SELECT id FROM checkpoints
@@ -31,7 +31,7 @@ extension CheckpointStore {
     /// moved by `markExpiring`, so its events go out in order: call that first in the same pass.
     @discardableResult
     public func markExpired(limit: Int = 500, actor: Actor = "sweeper") async throws -> [String] {
-        try await client.query("""
+        try await client.rows("""
             UPDATE checkpoints SET state = 'expired',
                 archive_state = CASE WHEN archive_state IN ('pending', 'archiving') THEN 'failed' ELSE archive_state END,
                 archive_error = CASE WHEN archive_state IN ('pending', 'archiving')
@@ -52,13 +52,13 @@ extension CheckpointStore {
     /// Seconds until the next transition is due (negative when one is overdue), or `nil` when none is pending.
     public func secondsUntilNextTransition() async throws -> Double? {
         let warning = JobStore.millis(expiryWarning)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT extract(epoch FROM min(CASE WHEN state = 'available'
                                                THEN expires_at - \(warning) * interval '1 millisecond'
                                                ELSE expires_at END) - now())::float8
             FROM checkpoints WHERE state IN ('available', 'expiring')
             """, logger: logger)
-        for try await seconds in rows.decode(Double?.self) { return seconds }
+        for seconds in try rows.decode(Double?.self) { return seconds }
         return nil
     }
 }

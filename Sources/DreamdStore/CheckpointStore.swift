@@ -112,7 +112,7 @@ public struct CheckpointStore: Sendable {
     /// (not yet expired, `expires_at <= now() + within`).
     public func list(states: [String] = [], jobID: UUID? = nil, expiringWithin within: Duration? = nil, limit: Int = 100) async throws -> [CheckpointView] {
         let withinMillis = within.map(JobStore.millis)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT \(unescaped: Self.columns) FROM checkpoints
             WHERE (cardinality(\(states)::text[]) = 0 OR state = ANY(\(states)::text[]))
               AND (\(jobID)::uuid IS NULL OR job_id = \(jobID)::uuid)
@@ -124,7 +124,7 @@ public struct CheckpointStore: Sendable {
     }
 
     public func checkpoint(id: UUID) async throws -> CheckpointView? {
-        let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM checkpoints WHERE id = \(id)", logger: logger).collect()
+        let rows = try await client.rows("SELECT \(unescaped: Self.columns) FROM checkpoints WHERE id = \(id)", logger: logger).collect()
         return try rows.first.map(Self.decode)
     }
 
@@ -136,12 +136,12 @@ public struct CheckpointStore: Sendable {
 
     static func expired(among upstreamIDs: [String], client: PostgresClient, logger: Logger) async throws -> [ExpiredCheckpoint] {
         guard !upstreamIDs.isEmpty else { return [] }
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT upstream_checkpoint_id, expires_at FROM checkpoints
             WHERE upstream_checkpoint_id = ANY(\(upstreamIDs)::text[]) AND (state = 'expired' OR expires_at <= now())
             """, logger: logger)
         var found: [ExpiredCheckpoint] = []
-        for try await (id, at) in rows.decode((String, Date).self) { found.append(ExpiredCheckpoint(upstreamCheckpointID: id, expiredAt: at)) }
+        for (id, at) in try rows.decode((String, Date).self) { found.append(ExpiredCheckpoint(upstreamCheckpointID: id, expiredAt: at)) }
         return found
     }
 
@@ -153,7 +153,7 @@ public struct CheckpointStore: Sendable {
     /// Returns `nil` when there is no such checkpoint.
     public func setExpiry(id: UUID, expiresAt: Date, actor: Actor = .api) async throws -> CheckpointView? {
         let detail = try DreamdJSON.string(["expires_at": JSONValue.string(DreamdJSON.formatDate(expiresAt)), "reason": "retention override"] as JSONValue)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE checkpoints SET expires_at = \(expiresAt),
                 state = CASE WHEN state = 'expiring'
                               AND \(expiresAt)::timestamptz - \(JobStore.millis(expiryWarning)) * interval '1 millisecond' > now()
@@ -178,11 +178,11 @@ public struct CheckpointStore: Sendable {
 
     /// The audit trail of a checkpoint, oldest first.
     public func events(checkpointID: UUID) async throws -> [Event] {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT at, actor, from_state, to_state, detail::text FROM checkpoint_events WHERE checkpoint_id = \(checkpointID) ORDER BY id
             """, logger: logger)
         var events: [Event] = []
-        for try await (at, actor, from, to, detail) in rows.decode((Date, String, String?, String, String).self) {
+        for (at, actor, from, to, detail) in try rows.decode((Date, String, String?, String, String).self) {
             events.append(Event(at: at, actor: actor, fromState: from, toState: to, detail: detail))
         }
         return events

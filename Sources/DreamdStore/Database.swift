@@ -28,23 +28,6 @@ extension PostgresConnection {
     }
 }
 
-extension PostgresClient {
-    /// Runs `body` in a transaction, like `withTransaction`, but a failure of `body` is rethrown as
-    /// itself (the transaction was rolled back) rather than wrapped in `PostgresTransactionError`, so
-    /// callers can match on it.
-    func transaction<Result>(
-        logger: Logger, isolation: isolated (any _Concurrency.Actor)? = #isolation,
-        _ body: (PostgresConnection) async throws -> sending Result
-    ) async throws -> sending Result {
-        do {
-            return try await withTransaction(logger: logger, isolation: isolation, body)
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
-            throw error
-        }
-    }
-}
-
 extension PostgresRowSequence {
     /// Collects every row (for small result sets).
     func collect() async throws -> [PostgresRow] {

@@ -6,6 +6,7 @@ import Synchronization
 public enum DatabaseAvailability {
     /// Whether `error` says the database could not be reached or the connection was lost.
     public static func isUnavailable(_ error: any Error) -> Bool {
+        if error is DeadlineExceeded { return true }
         // PostgresNIO surfaces "no connection could be made for a while" as the pool module's
         // `ConnectionPoolError` (its circuit breaker); that module is underscored, so match by name.
         if String(reflecting: type(of: error)).hasSuffix(".ConnectionPoolError") { return true }
@@ -26,18 +27,21 @@ public enum DatabaseAvailability {
 
     /// Runs `operation`, giving up after `timeout`: with the database gone, a query waits for a
     /// connection until the pool's circuit breaker trips (a minute), and does not give up when cancelled.
-    /// The caller gets its answer on time; the abandoned operation ends on its own when the pool answers.
+    /// The caller gets its answer on time; the abandoned operation ends on its own when the pool answers,
+    /// or never (see ``PostgresClient/rows(_:logger:file:line:)``), which is why it is not a child task: a
+    /// task group would wait for it.
     public static func withDeadline<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let outcome = FirstOutcome<T>()
         return try await withCheckedThrowingContinuation { continuation in
             outcome.install(continuation)
             // Two short-lived tasks race; whichever finishes first answers, the other's result is dropped.
-            Task {
-                do { outcome.resolve(.success(try await operation())) } catch { outcome.resolve(.failure(error)) }
-            }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(for: timeout)
                 outcome.resolve(.failure(DeadlineExceeded(timeout: timeout)))
+            }
+            Task {
+                do { outcome.resolve(.success(try await operation())) } catch { outcome.resolve(.failure(error)) }
+                timer.cancel()
             }
         }
     }

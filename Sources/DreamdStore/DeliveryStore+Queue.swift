@@ -18,7 +18,7 @@ extension DeliveryStore {
         // Candidates are locked before ranking; a wider window lets other subscribers through when
         // the oldest due rows belong to one subscription near its cap.
         let window = max(limit * 4, perSubscription * 2, 64)
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH busy AS (
                 SELECT subscription_id, count(*)::int AS n FROM deliveries
                 WHERE state = 'delivering' GROUP BY subscription_id
@@ -49,8 +49,8 @@ extension DeliveryStore {
                       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
             """, logger: logger)
         var claimed: [ClaimedDelivery] = []
-        for try await (id, eventID, subscriptionID, type, attempts, url, payload, secret, previous)
-            in rows.decode((UUID, UUID, UUID, String, Int, String, String, String, String?).self) {
+        for (id, eventID, subscriptionID, type, attempts, url, payload, secret, previous)
+            in try rows.decode((UUID, UUID, UUID, String, Int, String, String, String, String?).self) {
             claimed.append(ClaimedDelivery(
                 id: id, eventID: eventID, subscriptionID: subscriptionID, eventType: type, previousAttempts: attempts,
                 url: url, payload: payload, secrets: [secret] + (previous.map { [$0] } ?? [])
@@ -185,8 +185,8 @@ extension DeliveryStore {
             )
             SELECT EXISTS (SELECT 1 FROM d), (SELECT disabled_reason FROM s WHERE NOT s.enabled), (SELECT count(*) FROM a)
             """
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-        for try await (recorded, disabled, _) in rows.decode((Bool, String?, Int64).self) {
+        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        for (recorded, disabled, _) in try rows.decode((Bool, String?, Int64).self) {
             return RecordResult(recorded: recorded, disabledSubscription: disabled)
         }
         return RecordResult(recorded: false, disabledSubscription: nil)
@@ -205,7 +205,7 @@ extension DeliveryStore {
     /// Takes back expired leases, fails pending deliveries of disabled subscriptions, and drops
     /// previous secrets whose overlap has ended.
     public func maintain(limit: Int = 1000) async throws -> MaintenanceResult {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH expired AS (
                 UPDATE deliveries SET state = 'pending', next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL,
                     updated_at = now()
@@ -232,7 +232,7 @@ extension DeliveryStore {
             )
             SELECT (SELECT count(*)::int FROM expired), (SELECT count(*)::int FROM disabled), (SELECT count(*)::int FROM secrets)
             """, logger: logger)
-        for try await (rescued, failed, secrets) in rows.decode((Int, Int, Int).self) {
+        for (rescued, failed, secrets) in try rows.decode((Int, Int, Int).self) {
             return MaintenanceResult(rescued: rescued, failedForDisabled: failed, expiredSecrets: secrets)
         }
         return MaintenanceResult(rescued: 0, failedForDisabled: 0, expiredSecrets: 0)
@@ -240,7 +240,7 @@ extension DeliveryStore {
 
     /// When the next pending delivery is due (`nil` if none), so an idle worker can sleep until then.
     public func nextDue() async throws -> Date? {
-        for try await next in try await client.query(
+        for next in try await client.rows(
             "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'", logger: logger).decode(Date?.self) {
             return next
         }

@@ -48,7 +48,7 @@ public struct DeliveryStore: Sendable {
             SELECT \(DeliveryColumns.list()), (extract(epoch FROM created_at) * 1000000)::int8
             FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(try bind(filter.limit + 1))
             """
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
+        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
         var deliveries: [Delivery] = []
         var next: JobCursor?
         for (index, row) in rows.enumerated() {
@@ -63,18 +63,18 @@ public struct DeliveryStore: Sendable {
     }
 
     public func delivery(id: UUID) async throws -> Delivery? {
-        try await client.query("SELECT \(unescaped: DeliveryColumns.list()) FROM deliveries WHERE id = \(id)", logger: logger)
+        try await client.rows("SELECT \(unescaped: DeliveryColumns.list()) FROM deliveries WHERE id = \(id)", logger: logger)
             .collect().first.map(Delivery.init(row:))
     }
 
     /// The attempts of a delivery, oldest first.
     public func attempts(deliveryID: UUID) async throws -> [DeliveryAttempt] {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT id, attempt, attempted_at, status_code, duration_ms, response_body, error
             FROM delivery_attempts WHERE delivery_id = \(deliveryID) ORDER BY id
             """, logger: logger)
         var attempts: [DeliveryAttempt] = []
-        for try await (id, attempt, at, status, duration, body, error) in rows.decode((Int64, Int, Date, Int?, Int, String?, String?).self) {
+        for (id, attempt, at, status, duration, body, error) in try rows.decode((Int64, Int, Date, Int?, Int, String?, String?).self) {
             attempts.append(DeliveryAttempt(id: id, attempt: attempt, attemptedAt: at, statusCode: status, durationMs: duration,
                                             responseBody: body, error: error))
         }
@@ -91,7 +91,7 @@ public struct DeliveryStore: Sendable {
     /// Sends the event of a delivery to its subscription again, as a new delivery with a fresh
     /// retry schedule. Any delivery can be redelivered, whatever its state.
     public func redeliver(id: UUID) async throws -> RedeliverOutcome {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             INSERT INTO deliveries (id, event_id, subscription_id, event_type, state, next_attempt_at, redelivery_of)
             SELECT \(UUID()), d.event_id, d.subscription_id, d.event_type, 'pending', now(), d.id
             FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
@@ -112,7 +112,7 @@ public struct DeliveryStore: Sendable {
     /// Redelivers every failed delivery of a subscription created at or after `since` that has not
     /// been redelivered yet. Running it twice does not send twice.
     public func recover(subscriptionID: UUID, since: Date) async throws -> RecoverOutcome {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH s AS (SELECT id, enabled FROM subscriptions WHERE id = \(subscriptionID)),
             inserted AS (
                 INSERT INTO deliveries (id, event_id, subscription_id, event_type, state, next_attempt_at, redelivery_of)
@@ -124,7 +124,7 @@ public struct DeliveryStore: Sendable {
             )
             SELECT (SELECT enabled FROM s), (SELECT count(*)::int FROM inserted)
             """, logger: logger)
-        for try await (enabled, count) in rows.decode((Bool?, Int).self) {
+        for (enabled, count) in try rows.decode((Bool?, Int).self) {
             guard let enabled else { return .notFound }
             return enabled ? .redelivered(count) : .subscriptionDisabled
         }

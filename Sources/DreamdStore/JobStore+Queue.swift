@@ -16,7 +16,7 @@ extension JobStore {
     public func claim(kinds: [JobKind], limit: Int, owner: String, leaseDuration: Duration) async throws -> [ClaimedJob] {
         guard limit > 0, !kinds.isEmpty else { return [] }
         let detail = try DreamdJSON.string(["owner": JSONValue.string(owner)])
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             WITH due AS (
                 SELECT id FROM jobs
                 WHERE state IN ('queued', 'running') AND run_at <= now()
@@ -44,13 +44,13 @@ extension JobStore {
     @discardableResult
     public func heartbeat(ids: [UUID], owner: String, leaseDuration: Duration) async throws -> Set<UUID> {
         guard !ids.isEmpty else { return [] }
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE jobs SET lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond'
             WHERE id = ANY(\(ids)::uuid[]) AND lease_owner = \(owner)
             RETURNING id
             """, logger: logger)
         var renewed: Set<UUID> = []
-        for try await id in rows.decode(UUID.self) { renewed.insert(id) }
+        for id in try rows.decode(UUID.self) { renewed.insert(id) }
         return renewed
     }
 
@@ -69,7 +69,7 @@ extension JobStore {
             var audit: [String: JSONValue] = ["upstream_job_id": .string(upstreamJobID)]
             if let upstreamState { audit["upstream_state"] = .string(upstreamState) }
             if let detail { audit["detail"] = detail }
-            rows = try await client.query("""
+            rows = try await client.rows("""
                 UPDATE jobs SET state = 'running', upstream_provider = \(provider),
                     upstream_job_id = \(upstreamJobID), upstream_state = COALESCE(\(upstreamState), upstream_state),
                     poll_count = CASE WHEN state = 'running' THEN poll_count + 1 ELSE 0 END,
@@ -88,10 +88,10 @@ extension JobStore {
                 RETURNING \(unescaped: JobColumns.list())
                 """
             if checkpoints.isEmpty {
-                rows = try await client.query(update, logger: logger).collect()
+                rows = try await client.rows(update, logger: logger).collect()
             } else {
                 // The job and the checkpoints it trained are recorded together.
-                rows = try await client.withTransaction(logger: logger) { connection in
+                rows = try await client.transaction(logger: logger) { connection in
                     let updated = try await connection.query(update, logger: logger).collect()
                     if !updated.isEmpty {
                         for checkpoint in checkpoints {
@@ -115,7 +115,7 @@ extension JobStore {
                     "error": try DreamdJSON.value(error),
                     "retry_in_ms": .number(Double(Self.millis(delay))),
                 ]
-                rows = try await client.query("""
+                rows = try await client.rows("""
                     UPDATE jobs SET state = 'scheduled', error = \(try DreamdJSON.string(error))::jsonb,
                         run_at = now() + \(Self.millis(delay)) * interval '1 millisecond',
                         upstream_job_id = NULL, upstream_state = NULL, poll_count = 0,
@@ -129,7 +129,7 @@ extension JobStore {
             // Not the job's fault: back to waiting, and the attempt the claim counted is given back.
             var audit: [String: JSONValue] = ["deferred": try DreamdJSON.value(reason)]
             if let until { audit["until"] = .string(DreamdJSON.formatDate(until)) }
-            rows = try await client.query("""
+            rows = try await client.rows("""
                 UPDATE jobs SET
                     state = CASE WHEN state <> 'submitting' THEN state
                                  WHEN \(until)::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
@@ -147,7 +147,7 @@ extension JobStore {
 
     private func fail(id: UUID, owner: String, error: JobError, upstreamState: String?, actor: Actor) async throws -> [PostgresRow] {
         let audit: JSONValue = ["error": try DreamdJSON.value(error)]
-        return try await client.query("""
+        return try await client.rows("""
             UPDATE jobs SET state = 'failed', error = \(try DreamdJSON.string(error))::jsonb,
                 upstream_state = COALESCE(\(upstreamState), upstream_state),
                 audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
@@ -161,7 +161,7 @@ extension JobStore {
     /// for the submission upstream; a running job is polled again.
     public func release(ids: [UUID], owner: String) async throws {
         guard !ids.isEmpty else { return }
-        try await client.query("""
+        try await client.rows("""
             UPDATE jobs SET state = CASE WHEN state = 'submitting' THEN 'queued' ELSE state END,
                 lease_owner = NULL, lease_expires_at = NULL,
                 audit_actor = 'worker', audit_detail = '{"reason": "released on shutdown"}'::jsonb
@@ -172,7 +172,7 @@ extension JobStore {
     /// Moves due `scheduled` jobs to `queued`. Returns how many moved.
     @discardableResult
     public func promoteDueJobs(limit: Int = 1000) async throws -> Int {
-        try await client.query("""
+        try await client.rows("""
             UPDATE jobs SET state = 'queued', audit_actor = 'scheduler'
             WHERE id IN (
                 SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= now()
@@ -190,7 +190,7 @@ extension JobStore {
     @discardableResult
     public func rescueExpiredLeases(limit: Int = 1000) async throws -> Int {
         let error = try DreamdJSON.string(JobError(code: "lease_expired", message: "the worker holding this job stopped renewing its lease"))
-        return try await client.query("""
+        return try await client.rows("""
             WITH expired AS (
                 SELECT id FROM jobs
                 WHERE lease_owner IS NOT NULL AND lease_expires_at < now()

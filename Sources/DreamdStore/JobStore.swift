@@ -78,7 +78,7 @@ public struct JobStore: Sendable {
         let paramsText = try DreamdJSON.string(new.params)
         let metadataText = try DreamdJSON.string(new.metadata)
         do {
-            let rows = try await client.query("""
+            let rows = try await client.rows("""
                 INSERT INTO jobs (id, kind, state, params, max_attempts, priority, run_at, metadata,
                                   idempotency_key, request_hash, api_key_id, upstream_provider, archive_checkpoints, audit_actor)
                 VALUES (\(new.id), \(new.kind.rawValue),
@@ -98,7 +98,7 @@ public struct JobStore: Sendable {
     }
 
     private func existing(for new: NewJob) async throws -> InsertOutcome? {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT \(unescaped: JobColumns.list()) FROM jobs
             WHERE api_key_id IS NOT DISTINCT FROM \(new.apiKeyID)::uuid AND idempotency_key = \(new.idempotencyKey)
             """, logger: logger).collect()
@@ -109,7 +109,7 @@ public struct JobStore: Sendable {
 
     /// One job by id.
     public func job(id: UUID) async throws -> Job? {
-        let rows = try await client.query("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).collect()
+        let rows = try await client.rows("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).collect()
         return try rows.first.map { try JobRow($0).job }
     }
 
@@ -149,7 +149,7 @@ public struct JobStore: Sendable {
             SELECT \(JobColumns.list()), (extract(epoch FROM created_at) * 1000000)::int8
             FROM jobs \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(try bind(filter.limit + 1))
             """
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
+        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
         var jobs: [Job] = []
         var next: JobCursor?
         for (index, row) in rows.enumerated() {
@@ -165,7 +165,7 @@ public struct JobStore: Sendable {
 
     /// Publishes a running step's progress, if `owner` still holds the job.
     public func updateProgress(id: UUID, owner: String, progress: StepProgress) async throws {
-        try await client.query("""
+        try await client.rows("""
             UPDATE jobs SET progress = \(try DreamdJSON.string(progress.counters))::jsonb,
                 partial_output = COALESCE(\(progress.partialOutput), partial_output)
             WHERE id = \(id) AND lease_owner = \(owner)
@@ -174,12 +174,12 @@ public struct JobStore: Sendable {
 
     /// The streamed output of a job from character `offset` on, and whether the job is final.
     public func output(id: UUID, from offset: Int) async throws -> (text: String, length: Int, state: JobState)? {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT COALESCE(substr(COALESCE(result->>'text', partial_output, ''), \(offset + 1)::int), ''),
                    length(COALESCE(result->>'text', partial_output, '')), state
             FROM jobs WHERE id = \(id)
             """, logger: logger)
-        for try await (text, length, state) in rows.decode((String, Int, String).self) {
+        for (text, length, state) in try rows.decode((String, Int, String).self) {
             return (text, length, JobState(rawValue: state) ?? .failed)
         }
         return nil
@@ -187,11 +187,11 @@ public struct JobStore: Sendable {
 
     /// The audit trail of a job, oldest first.
     public func events(jobID: UUID) async throws -> [JobEvent] {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT id, at, actor, from_state, to_state, detail::text FROM job_events WHERE job_id = \(jobID) ORDER BY id
             """, logger: logger)
         var events: [JobEvent] = []
-        for try await (id, at, actor, from, to, detail) in rows.decode((Int64, Date, String, String?, String, String).self) {
+        for (id, at, actor, from, to, detail) in try rows.decode((Int64, Date, String, String?, String, String).self) {
             events.append(JobEvent(
                 id: id, at: at, actor: actor, fromState: from.flatMap(JobState.init(rawValue:)),
                 toState: JobState(rawValue: to) ?? .failed,
@@ -213,7 +213,7 @@ public struct JobStore: Sendable {
     public func cancel(id: UUID, actor: Actor = .api, reason: String = "cancelled by request") async throws -> CancelOutcome {
         let errorText = try DreamdJSON.string(JobError(code: "cancelled", message: reason))
         let detail = try DreamdJSON.string(["reason": JSONValue.string(reason)])
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             UPDATE jobs SET state = 'cancelled', error = \(errorText)::jsonb,
                 audit_actor = \(actor.rawValue), audit_detail = \(detail)::jsonb
             WHERE id = \(id) AND state NOT IN ('succeeded', 'failed', 'cancelled')

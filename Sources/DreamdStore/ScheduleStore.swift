@@ -24,7 +24,7 @@ public struct ScheduleStore: Sendable {
 
     /// Inserts a schedule, as given (the caller validated it and computed `nextFireAt`).
     public func create(_ schedule: Schedule) async throws -> Schedule {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             INSERT INTO schedules (id, name, cron, timezone, job, overlap, catch_up, enabled, next_fire_at)
             VALUES (\(schedule.id), \(schedule.name), \(schedule.cron), \(schedule.timezone), \(try DreamdJSON.string(schedule.job))::jsonb,
                     \(schedule.overlap.rawValue), \(schedule.catchUp.rawValue), \(schedule.enabled), \(schedule.nextFireAt))
@@ -36,14 +36,14 @@ public struct ScheduleStore: Sendable {
 
     /// One schedule by id.
     public func schedule(id: UUID) async throws -> Schedule? {
-        let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id)", logger: logger).collect()
+        let rows = try await client.rows("SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id)", logger: logger).collect()
         return try rows.first.map(Self.decode)
     }
 
     /// A page of schedules, newest first, optionally only enabled (or disabled) ones.
     public func list(enabled: Bool? = nil, limit: Int = 50, cursor: JobCursor? = nil) async throws -> (schedules: [Schedule], next: JobCursor?) {
         let micros = cursor?.createdAtMicros
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT \(unescaped: Self.columns), (extract(epoch FROM created_at) * 1000000)::int8 FROM schedules
             WHERE (\(enabled)::boolean IS NULL OR enabled = \(enabled))
               AND (\(micros)::int8 IS NULL
@@ -66,7 +66,7 @@ public struct ScheduleStore: Sendable {
     /// Changes a schedule under its row lock: `change` sees the stored schedule and returns the new one
     /// (it may throw to refuse). The name, expression, zone, template, policies, `enabled` and
     /// `next_fire_at` are written. Returns `nil` if there is no such schedule.
-    public func update(id: UUID, _ change: (Schedule) throws -> Schedule) async throws -> Schedule? {
+    public func update(id: UUID, _ change: @escaping @Sendable (Schedule) throws -> Schedule) async throws -> Schedule? {
         try await client.transaction(logger: logger) { connection -> Schedule? in
             let rows = try await connection.query(
                 "SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id) FOR UPDATE", logger: logger).collect()
@@ -87,17 +87,17 @@ public struct ScheduleStore: Sendable {
 
     /// Deletes a schedule. Its jobs stay, with their `schedule_id`. Returns whether it existed.
     public func delete(id: UUID) async throws -> Bool {
-        try await client.query("DELETE FROM schedules WHERE id = \(id) RETURNING id", logger: logger).collect().count == 1
+        try await client.rows("DELETE FROM schedules WHERE id = \(id) RETURNING id", logger: logger).collect().count == 1
     }
 
     /// The latest jobs of a schedule, newest tick first.
     public func recentRuns(scheduleID: UUID, limit: Int = 20) async throws -> [ScheduleRun] {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT id, scheduled_for, state, cost_usd::float8, finished_at FROM jobs
             WHERE schedule_id = \(scheduleID) ORDER BY scheduled_for DESC LIMIT \(limit)
             """, logger: logger)
         var runs: [ScheduleRun] = []
-        for try await (id, scheduledFor, state, cost, finishedAt) in rows.decode((UUID, Date, String, Double?, Date?).self) {
+        for (id, scheduledFor, state, cost, finishedAt) in try rows.decode((UUID, Date, String, Double?, Date?).self) {
             guard let state = JobState(rawValue: state) else { throw ScheduleStoreError.corruptRow("unknown job state \(state)") }
             runs.append(ScheduleRun(jobID: id, scheduledFor: scheduledFor, state: state, costUSD: cost, finishedAt: finishedAt))
         }
@@ -107,7 +107,7 @@ public struct ScheduleStore: Sendable {
     /// Creates a job of the schedule now (`scheduled_for` = now), whatever its overlap policy or
     /// whether it is enabled. Returns `nil` if there is no such schedule. Throws
     /// `ScheduleStoreError.tickAlreadyFired` in the (microsecond) case that a job has that tick.
-    public func trigger(id: UUID, actor: Actor = .api, provider: @Sendable (JobKind) -> String?) async throws -> Job? {
+    public func trigger(id: UUID, actor: Actor = .api, provider: @escaping @Sendable (JobKind) -> String?) async throws -> Job? {
         do {
             return try await client.transaction(logger: logger) { connection -> Job? in
                 let rows = try await connection.query(
@@ -166,7 +166,7 @@ public struct ScheduleStore: Sendable {
     /// Returns `nil` when no schedule (outside `excluding`) is due.
     public func fireNextDue(
         excluding: [UUID] = [], misfireThreshold: Duration, catchUpCap: Int = TickPlanner.allCap,
-        provider: @Sendable (JobKind) -> String?
+        provider: @escaping @Sendable (JobKind) -> String?
     ) async throws -> FireOutcome? {
         do {
             return try await client.transaction(logger: logger) { connection -> FireOutcome? in
@@ -252,11 +252,11 @@ public struct ScheduleStore: Sendable {
     /// How long until the soonest enabled schedule is due, by the database's clock (zero if one is
     /// overdue; `nil` if none will fire).
     public func timeUntilNextDue() async throws -> Duration? {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT (extract(epoch FROM min(next_fire_at) - clock_timestamp()) * 1000)::float8
             FROM schedules WHERE enabled AND next_fire_at IS NOT NULL
             """, logger: logger)
-        for try await millis in rows.decode(Double?.self) {
+        for millis in try rows.decode(Double?.self) {
             guard let millis else { return nil }
             return .milliseconds(Int64(max(0, millis).rounded(.up)))
         }

@@ -36,7 +36,7 @@ public struct SubscriptionStore: Sendable {
 
     /// Creates a subscription. The caller shows `new.secret` once and forgets it.
     public func create(_ new: NewSubscription) async throws -> Subscription {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             INSERT INTO subscriptions (id, url, event_types, description, enabled, secret, disabled_reason)
             VALUES (\(new.id), \(new.url), \(new.eventTypes), \(new.description), \(new.enabled), \(new.secret.text),
                     CASE WHEN \(new.enabled) THEN NULL ELSE 'disabled by request' END)
@@ -48,12 +48,12 @@ public struct SubscriptionStore: Sendable {
 
     /// Every subscription, oldest first.
     public func list() async throws -> [Subscription] {
-        try await client.query("SELECT \(unescaped: SubscriptionColumns.list) FROM subscriptions ORDER BY created_at, id", logger: logger)
+        try await client.rows("SELECT \(unescaped: SubscriptionColumns.list) FROM subscriptions ORDER BY created_at, id", logger: logger)
             .collect().map(Subscription.init(row:))
     }
 
     public func subscription(id: UUID) async throws -> Subscription? {
-        try await client.query("SELECT \(unescaped: SubscriptionColumns.list) FROM subscriptions WHERE id = \(id)", logger: logger)
+        try await client.rows("SELECT \(unescaped: SubscriptionColumns.list) FROM subscriptions WHERE id = \(id)", logger: logger)
             .collect().first.map(Subscription.init(row:))
     }
 
@@ -75,7 +75,7 @@ public struct SubscriptionStore: Sendable {
     /// Applies a patch. Enabling clears `disabled_reason` and the failing streak; disabling records
     /// `disabled by request`. Returns `nil` when there is no such subscription.
     public func update(id: UUID, _ patch: Patch) async throws -> Subscription? {
-        try await client.query("""
+        try await client.rows("""
             UPDATE subscriptions SET
                 url = COALESCE(\(patch.url), url),
                 event_types = COALESCE(\(patch.eventTypes)::text[], event_types),
@@ -94,13 +94,13 @@ public struct SubscriptionStore: Sendable {
 
     /// Deletes a subscription with its deliveries and their attempts. Returns whether it existed.
     public func delete(id: UUID) async throws -> Bool {
-        try await client.query("DELETE FROM subscriptions WHERE id = \(id) RETURNING id", logger: logger).collect().count == 1
+        try await client.rows("DELETE FROM subscriptions WHERE id = \(id) RETURNING id", logger: logger).collect().count == 1
     }
 
     /// Replaces the secret. The old one keeps signing beside the new one until `overlap` from now;
     /// a second rotation within the overlap drops the oldest. Returns `nil` when there is no such subscription.
     public func rotateSecret(id: UUID, to secret: WebhookSecret, overlap: Duration) async throws -> Subscription? {
-        try await client.query("""
+        try await client.rows("""
             UPDATE subscriptions SET
                 previous_secret = CASE WHEN \(Self.millis(overlap)) > 0 THEN secret END,
                 previous_secret_expires_at = CASE WHEN \(Self.millis(overlap)) > 0
@@ -115,11 +115,11 @@ public struct SubscriptionStore: Sendable {
     /// The secrets that sign for a subscription now: the current one, then the previous one while it
     /// overlaps. For tests and tools; the delivery path reads them in its claim.
     public func signingSecrets(id: UUID) async throws -> [WebhookSecret] {
-        let rows = try await client.query("""
+        let rows = try await client.rows("""
             SELECT secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret END
             FROM subscriptions WHERE id = \(id)
             """, logger: logger)
-        for try await (current, previous) in rows.decode((String, String?).self) {
+        for (current, previous) in try rows.decode((String, String?).self) {
             return try [current, previous].compactMap { $0 }.map { try WebhookSecret($0) }
         }
         return []

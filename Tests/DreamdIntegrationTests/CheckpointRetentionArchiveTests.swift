@@ -10,7 +10,7 @@ func sha256Hex(_ bytes: some Sequence<UInt8>) -> String {
     SHA256.hash(data: Array(bytes)).map { String(format: "%02x", $0) }.joined()
 }
 
-@Suite("checkpoint retention: archiving")
+@Suite("checkpoint retention: archiving", .hangGuard)
 struct CheckpointRetentionArchiveTests {
     @Test("archive_checkpoints downloads the checkpoint into DREAMD_DATA_DIR/checkpoints with its hash, and checkpoint.archived goes out")
     func archiveWithHash() async throws {
@@ -65,7 +65,7 @@ struct CheckpointRetentionArchiveTests {
                     @Sendable func partSize() -> Int { (try? Data(contentsOf: URL(fileURLWithPath: path + ".part")))?.count ?? 0 }
 
                     // First archiver: stopped (as by a crash) while about a third of the file is down.
-                    try await withServices([daemon.daemon.archiver(owner: "first", leaseDuration: .seconds(1))]) { () async throws in
+                    try await withServiceGroup([daemon.daemon.archiver(owner: "first", leaseDuration: .seconds(1))]) { () async throws in
                         #expect(try await eventually(timeout: .seconds(20)) { partSize() >= 64 * 1024 })
                     }
                     let interruptedAt = partSize()
@@ -75,7 +75,7 @@ struct CheckpointRetentionArchiveTests {
 
                     // Second archiver, after the first one's lease ran out: continues from the .part.
                     await sim.dreamlook.setFiles(DreamlookFileSettings())
-                    try await withServices([daemon.daemon.archiver(owner: "second", leaseDuration: .seconds(1))]) { () async throws in
+                    try await withServiceGroup([daemon.daemon.archiver(owner: "second", leaseDuration: .seconds(1))]) { () async throws in
                         #expect(try await eventually(timeout: .seconds(20)) { try await daemon.checkpoint(id)["archive_state"]?.stringValue == "archived" })
                     }
                     let requests = await sim.dreamlook.fileRequests
@@ -107,7 +107,7 @@ struct CheckpointRetentionArchiveTests {
                     let checkpoint = try await daemon.trainCheckpoint(archive: true)
                     let id = try #require(checkpoint["id"]?.stringValue)
                     try await Task.sleep(for: .seconds(2.5))
-                    try await withServices([daemon.daemon.archiver(owner: "refresher", leaseDuration: .seconds(5))]) { () async throws in
+                    try await withServiceGroup([daemon.daemon.archiver(owner: "refresher", leaseDuration: .seconds(5))]) { () async throws in
                         #expect(try await eventually { try await daemon.checkpoint(id)["archive_state"]?.stringValue == "archived" })
                     }
                     let statuses = await sim.dreamlook.fileRequests.map(\.status)

@@ -5,7 +5,7 @@ import DreamdStore
 import Foundation
 import Testing
 
-@Suite("checkpoint retention: expiry, events, refusal")
+@Suite("checkpoint retention: expiry, events, refusal", .hangGuard)
 struct CheckpointRetentionTests {
     @Test("available → expiring at expires_at - warning → expired at expires_at, with audit rows and outbox events")
     func transitionsOnTime() async throws {
@@ -128,7 +128,7 @@ struct CheckpointRetentionTests {
                 """, logger: db.logger)
             let store = CheckpointStore(client: db.client, logger: db.logger, expiryWarning: .seconds(2))
             let sweeper = RetentionSweeper(store: store, interval: .milliseconds(100), logger: db.logger)
-            try await withServices([sweeper]) { () async throws in
+            try await withServiceGroup([sweeper]) { () async throws in
                 #expect(try await eventually { try await db.values("SELECT state FROM checkpoints", as: String.self) == ["expired"] })
             }
             let types = try await db.values("SELECT type FROM events WHERE type LIKE 'checkpoint.%' ORDER BY created_at, id", as: String.self)

@@ -4,7 +4,7 @@ import DreamdSim
 import Foundation
 import Testing
 
-@Suite("DreamGen completions")
+@Suite("DreamGen completions", .hangGuard)
 struct CompletionTests {
     static func body(_ input: String = "Once upon a time", maxTokens: Int? = nil) -> String {
         let sampling = maxTokens.map { #", "sampling": {"temperature": 0.8, "maxTokens": \#($0), "maxTotalTokens": 4096}"# } ?? ""

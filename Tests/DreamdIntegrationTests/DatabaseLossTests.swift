@@ -31,13 +31,15 @@ struct DatabaseOutage {
     }
 }
 
-@Suite("Database loss", .serialized)
+@Suite("Database loss", .hangGuard, .serialized)
 struct DatabaseLossTests {
     @Test("losing PostgreSQL: /readyz 503 while /healthz stays 200; the daemon reconnects by itself; no job lost or doubled")
     func outage() async throws {
         try await TestDatabase.with { db in
             try await withSimulator(runTime: .seconds(1)) { sim in
-                try await withDaemon(database: db, simulator: sim) { daemon in
+                // A statement that gets no answer at all (PostgresNIO can lose one written as the server
+                // closes its connection) is given up after 3 s, and its step retried or taken over.
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_DB_STATEMENT_TIMEOUT": "3s"]) { daemon in
                     var ids: [String] = []
                     for index in 0..<8 {
                         let answer = try await daemon.submit(imageGenBody(prompt: "outage \(index)"))

@@ -17,7 +17,7 @@ func postCallback(_ url: String, body: String) async throws -> Int {
     return Int(response.status.code)
 }
 
-@Suite("dreamlook callbacks and kinds")
+@Suite("dreamlook callbacks and kinds", .hangGuard)
 struct DreamlookCallbackTests {
     static let slowPolling = ["DREAMD_CALLBACKS": "on", "DREAMD_POLL_INTERVAL": "10m", "DREAMD_POLL_INTERVAL_MAX": "10m"]
 

@@ -3,7 +3,7 @@ import DreamdSim
 import Foundation
 import Testing
 
-@Suite("dreamlook upstream")
+@Suite("dreamlook upstream", .hangGuard)
 struct DreamlookUpstreamTests {
     @Test("503s on submit are retried to success, and the job exists upstream exactly once")
     func serverErrorsRetried() async throws {

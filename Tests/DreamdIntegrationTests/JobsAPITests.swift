@@ -4,7 +4,7 @@ import DreamdStore
 import Foundation
 import Testing
 
-@Suite("Jobs API")
+@Suite("Jobs API", .hangGuard)
 struct JobsAPITests {
     @Test("an image_gen job runs to success through the simulator, with its audit trail and outbox event")
     func submitToSuccess() async throws {

@@ -3,7 +3,7 @@ import Foundation
 import PostgresNIO
 import Testing
 
-@Suite("Migrations")
+@Suite("Migrations", .hangGuard)
 struct MigrationTests {
     @Test("applies in order once, records checksums, and a second run applies nothing")
     func appliesOnce() async throws {

@@ -5,7 +5,7 @@ import Foundation
 import ServiceLifecycle
 import Testing
 
-@Suite("Operations")
+@Suite("Operations", .hangGuard)
 struct OperationsTests {
     @Test("/metrics exposes jobs, claims, upstream calls and callbacks in Prometheus format")
     func metrics() async throws {
@@ -124,7 +124,7 @@ struct OperationsTests {
     }
 }
 
-@Suite("Security")
+@Suite("Security", .hangGuard)
 struct SecurityTests {
     @Test("scopes: read keys read, submit keys submit, and neither administers")
     func scopes() async throws {
@@ -164,7 +164,7 @@ struct SecurityTests {
     }
 }
 
-@Suite("OpenAPI")
+@Suite("OpenAPI", .hangGuard)
 struct OpenAPITests {
     @Test("GET /openapi.json describes exactly the routes the router serves")
     func documentMatchesRoutes() async throws {

@@ -5,7 +5,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@Suite("Predict wire formats")
+@Suite("Predict wire formats", .hangGuard)
 struct PredictFormatTests {
     @Test(".npy v1: written and read back, header aligned to 64 bytes")
     func npyRoundTrip() throws {

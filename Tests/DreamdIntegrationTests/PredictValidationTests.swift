@@ -8,28 +8,35 @@ extension DreamEnginesTests {
     struct PredictValidationTests {
         @Test("invalid predict jobs are refused with 422 naming the problem, and never stored",
               arguments: [
-                ("unknown model", PredictFixtures.predictBody(model: "no-such-model"), "params.model", "unknown model"),
-                ("inactive model", PredictFixtures.predictBody(model: PredictFixtures.inactiveModel), "params.model", "not active"),
-                ("T not a multiple of chunk_size", PredictFixtures.predictBody(actions: ["base64": .string(PredictFixtures.actionsBase64(rows: 50))]),
-                 "params.actions", "chunk_size 12"),
-                ("wrong action_dim", PredictFixtures.predictBody(actions: ["base64": .string(PredictFixtures.actionsBase64(rows: 12, columns: 10))]),
-                 "params.actions", "action_dim 10"),
-                ("wrong dtype", PredictFixtures.predictBody(actions: ["base64": .string(PredictFixtures.float64NPYBase64())]),
-                 "params.actions.base64", "float32"),
-                ("wrong frame size", PredictFixtures.predictBody(frame: ["base64": .string(PredictFixtures.frame(width: 320, height: 240))]),
-                 "params.start_frame.base64", "320×240"),
-                ("not an image", PredictFixtures.predictBody(frame: ["base64": "aGVsbG8gd29ybGQ="]), "params.start_frame.base64", "neither a PNG nor a JPEG"),
-                ("both frame forms", PredictFixtures.predictBody(frame: ["base64": "eA==", "url": "http://x/y.png"]), "params.start_frame", "exactly one"),
-                ("ragged values", PredictFixtures.predictBody(actions: ["values": [[1, 2], [3]]]), "params.actions.values[1]", "row 0 has 2"),
-                ("unknown field", PredictFixtures.predictBody(extra: ["temperature": 1]), "params.temperature", "not a known field"),
-                ("num_steps out of range", PredictFixtures.predictBody(extra: ["num_steps": 0]), "params.num_steps", "between"),
+                InvalidPredict("unknown model", body: PredictFixtures.predictBody(model: "no-such-model"),
+                               field: "params.model", message: "unknown model"),
+                InvalidPredict("inactive model", body: PredictFixtures.predictBody(model: PredictFixtures.inactiveModel),
+                               field: "params.model", message: "not active"),
+                InvalidPredict("T not a multiple of chunk_size", body: PredictFixtures.predictBody(actions: ["base64": .string(PredictFixtures.actionsBase64(rows: 50))]),
+                               field: "params.actions", message: "chunk_size 12"),
+                InvalidPredict("wrong action_dim", body: PredictFixtures.predictBody(actions: ["base64": .string(PredictFixtures.actionsBase64(rows: 12, columns: 10))]),
+                               field: "params.actions", message: "action_dim 10"),
+                InvalidPredict("wrong dtype", body: PredictFixtures.predictBody(actions: ["base64": .string(PredictFixtures.float64NPYBase64())]),
+                               field: "params.actions.base64", message: "float32"),
+                InvalidPredict("wrong frame size", body: PredictFixtures.predictBody(frame: ["base64": .string(PredictFixtures.frame(width: 320, height: 240))]),
+                               field: "params.start_frame.base64", message: "320×240"),
+                InvalidPredict("not an image", body: PredictFixtures.predictBody(frame: ["base64": "aGVsbG8gd29ybGQ="]),
+                               field: "params.start_frame.base64", message: "neither a PNG nor a JPEG"),
+                InvalidPredict("both frame forms", body: PredictFixtures.predictBody(frame: ["base64": "eA==", "url": "http://x/y.png"]),
+                               field: "params.start_frame", message: "exactly one"),
+                InvalidPredict("ragged values", body: PredictFixtures.predictBody(actions: ["values": [[1, 2], [3]]]),
+                               field: "params.actions.values[1]", message: "row 0 has 2"),
+                InvalidPredict("unknown field", body: PredictFixtures.predictBody(extra: ["temperature": 1]),
+                               field: "params.temperature", message: "not a known field"),
+                InvalidPredict("num_steps out of range", body: PredictFixtures.predictBody(extra: ["num_steps": 0]),
+                               field: "params.num_steps", message: "between"),
               ])
-        func invalid(name: String, body: String, field: String, message: String) async throws {
+        func invalid(_ submission: InvalidPredict) async throws {
             try await withPredictDaemon { daemon, _, db, _ in
-                let answer = try await daemon.submit(body)
-                #expect(answer.status == 422, "\(name): \(answer.json)")
-                #expect(answer.json["error"]?["details"]?["field"]?.stringValue == field, "\(name): \(answer.json)")
-                #expect(answer.json["error"]?["message"]?.stringValue?.contains(message) == true, "\(name): \(answer.json)")
+                let answer = try await daemon.submit(submission.body)
+                #expect(answer.status == 422, "\(submission.name): \(answer.json)")
+                #expect(answer.json["error"]?["details"]?["field"]?.stringValue == submission.field, "\(submission.name): \(answer.json)")
+                #expect(answer.json["error"]?["message"]?.stringValue?.contains(submission.message) == true, "\(submission.name): \(answer.json)")
                 #expect(try await db.values("SELECT count(*)::int FROM jobs", as: Int.self) == [0])
             }
         }
@@ -153,4 +160,22 @@ extension DreamEnginesTests {
             }
         }
     }
+}
+
+/// One invalid predict submission. Tests name it by `name` alone: its body carries megabytes of base64,
+/// which would otherwise be printed with every test event.
+struct InvalidPredict: Sendable, CustomTestStringConvertible {
+    let name: String
+    let body: String
+    let field: String
+    let message: String
+
+    init(_ name: String, body: String, field: String, message: String) {
+        self.name = name
+        self.body = body
+        self.field = field
+        self.message = message
+    }
+
+    var testDescription: String { name }
 }

@@ -34,6 +34,31 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
 }
 
+/// Runs a tool to its end and returns its exit status and output (stdout and stderr); one that runs
+/// past `timeout` is killed and fails the test rather than hanging it.
+func runTool(_ path: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("dreamd-tool-\(UUID().uuidString).log")
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: output) }
+    let handle = try FileHandle(forWritingTo: output)
+    defer { try? handle.close() }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning {
+        guard ContinuousClock.now < deadline else {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestFailure(description: "\(path) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+}
+
 /// A `dreamd serve` child process whose output (stdout and stderr) is collected in a file.
 final class DaemonProcess: Sendable {
     let process: Process
@@ -82,7 +107,7 @@ final class DaemonProcess: Sendable {
     }
 }
 
-@Suite("The dreamd process", .serialized)
+@Suite("The dreamd process", .hangGuard, .serialized)
 struct ProcessTests {
     @Test("secrets never reach the logs (trace level, JSON lines), and SIGTERM drains and exits 0")
     func secretsStayOutOfLogs() async throws {
@@ -155,7 +180,7 @@ struct ProcessTests {
     }
 
     @Test("systemd-analyze verify accepts the unit file without a warning")
-    func systemdUnitVerifies() throws {
+    func systemdUnitVerifies() async throws {
         let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let tool = try #require(analyze, "systemd-analyze is missing: install systemd (.ci/run does) to check the unit")
         let unit = try String(contentsOf: BuiltBinary.packageRoot.appendingPathComponent("systemd/dreamd.service"), encoding: .utf8)
@@ -167,16 +192,8 @@ struct ProcessTests {
         let local = directory.appendingPathComponent("dreamd.service")
         try unit.replacingOccurrences(of: "/usr/local/bin/dreamd", with: try BuiltBinary.dreamd().path)
             .write(to: local, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["verify", local.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        let (status, output) = try await runTool(tool, ["verify", local.path])
+        #expect(status == 0, "\(output)")
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze: \(output)")
     }
 }

@@ -9,20 +9,7 @@ import Testing
 
 /// Runs `workers` until `body` returns, then shuts them down gracefully.
 func withWorkers<T: Sendable>(_ workers: [JobWorker], logger: Logger, _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(services: workers, logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            throw error
-        }
-    }
+    try await withServiceGroup(workers, logger: logger, body)
 }
 
 func fastWorker(_ database: TestDatabase, executor: any JobExecutor, owner: String, concurrency: Int = 8, lease: Duration = .seconds(3)) -> JobWorker {
@@ -38,7 +25,7 @@ func fastWorker(_ database: TestDatabase, executor: any JobExecutor, owner: Stri
     )
 }
 
-@Suite("Queue")
+@Suite("Queue", .hangGuard)
 struct QueueTests {
     @Test("three workers over 1,000 jobs run each exactly once")
     func thousandJobsExactlyOnce() async throws {

@@ -37,27 +37,9 @@ func testScheduler(_ db: TestDatabase, interval: Duration = .milliseconds(200), 
     )
 }
 
-/// Runs `services` until `body` returns, then shuts them down gracefully.
-func withServices<T: Sendable>(_ services: [any Service], logger: Logger, _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(services: services, logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            throw error
-        }
-    }
-}
-
 // Serialized: these tests measure ticks against the clock, and a dozen of them at once on a small
 // machine also slows every other suite's timing.
-@Suite("Schedules: the scheduler", .serialized)
+@Suite("Schedules: the scheduler", .hangGuard, .serialized)
 struct SchedulerTests {
     @Test("three schedulers on one database fire an @every 1s schedule once per tick")
     func threeSchedulersExactlyOnce() async throws {
@@ -66,7 +48,7 @@ struct SchedulerTests {
             let first = try #require(spec.next(after: Date(), in: .gmt))
             let schedule = try await db.makeSchedule(cron: "@every 1s", overlap: .allow, nextFireAt: first)
             let schedulers = (1...3).map { _ in testScheduler(db, interval: .milliseconds(100)) }
-            let stopping = try await withServices(schedulers, logger: db.logger) {
+            let stopping = try await withServiceGroup(schedulers, logger: db.logger) {
                 try await Task.sleep(for: .milliseconds(4000))
                 return Date()
             }

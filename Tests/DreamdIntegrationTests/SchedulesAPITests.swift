@@ -11,7 +11,7 @@ func scheduleBody(name: String = "nightly foxes", cron: String = "30 2 * * *", e
     #"{"name": "\#(name)", "cron": "\#(cron)", "job": \#(validJob)\#(extra)}"#
 }
 
-@Suite("Schedules API", .serialized)
+@Suite("Schedules API", .hangGuard, .serialized)
 struct SchedulesAPITests {
     @Test("create, list, get, update, preview and delete a schedule")
     func lifecycle() async throws {

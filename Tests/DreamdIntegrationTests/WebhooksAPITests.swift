@@ -3,7 +3,7 @@ import DreamdStore
 import Foundation
 import Testing
 
-@Suite("Webhooks: API, rotation, redelivery", .serialized)
+@Suite("Webhooks: API, rotation, redelivery", .hangGuard, .serialized)
 struct WebhooksAPITests {
     @Test("subscriptions: create shows the secret once; get, list, patch, delete; validation names the field")
     func subscriptionsCRUD() async throws {

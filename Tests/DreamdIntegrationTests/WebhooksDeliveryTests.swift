@@ -3,7 +3,7 @@ import DreamdStore
 import Foundation
 import Testing
 
-@Suite("Webhooks: delivery", .serialized)
+@Suite("Webhooks: delivery", .hangGuard, .serialized)
 struct WebhooksDeliveryTests {
     @Test("a finished job reaches the receiver once, signed, with the outbox event as body and the event id as webhook-id")
     func endToEnd() async throws {

@@ -20,7 +20,7 @@ struct FakeResolver: HostResolver {
     }
 }
 
-@Suite("Webhooks: SSRF, crash safety", .serialized)
+@Suite("Webhooks: SSRF, crash safety", .hangGuard, .serialized)
 struct WebhooksSafetyTests {
     @Test("without ALLOW_PRIVATE: literal private, loopback, metadata and non-http URLs are refused when saved (422 naming url)")
     func refusedWhenSaved() async throws {
@@ -182,7 +182,7 @@ struct WebhooksSafetyTests {
     }
 }
 
-@Suite("Webhooks: secrets stay out of logs", .serialized)
+@Suite("Webhooks: secrets stay out of logs", .hangGuard, .serialized)
 struct WebhooksLogTests {
     @Test("at trace level, no log line of a whole webhook flow (create, rotate, failures, redelivery) holds a secret")
     func secretsNeverLogged() async throws {

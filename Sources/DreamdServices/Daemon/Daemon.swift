@@ -222,7 +222,7 @@ public struct Daemon: Sendable {
         ]
         if configuration.archiveConcurrency > 0 { services.append(archiver()) }
         services.append(apiApplication(onServerRunning: onServerRunning))
-        return services
+        return services.map { StatementDeadlineScope(service: $0, deadline: configuration.statementTimeout) }
     }
 
     /// Refuses to start on a database that is behind or was migrated with other files.

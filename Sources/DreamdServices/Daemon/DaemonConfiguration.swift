@@ -54,6 +54,8 @@ public struct DaemonConfiguration: Sendable {
     public var apiRateBurst: Double
     /// How long a graceful stop lets running steps finish before giving their leases back.
     public var drainTimeout: Duration
+    /// How long one statement (or transaction) may go unanswered before its connection is given up.
+    public var statementTimeout: Duration
     public var webhooks: WebhookConfiguration
     /// Dream Engines (`DREAM_BASE_URL`, `DREAM_API_KEY` else `DREAM_ENGINE_API_KEY`, else no auth header).
     public var dreamBaseURL: String
@@ -180,6 +182,8 @@ public struct DaemonConfiguration: Sendable {
         bulkMaxBytes = try reader.int("DREAMD_BULK_MAX_BYTES", default: 64 << 20, in: 1024...(1 << 31))
         inputAllowPrivate = try reader.bool("DREAMD_INPUT_ALLOW_PRIVATE", default: false)
         drainTimeout = try reader.duration("DREAMD_DRAIN_TIMEOUT", default: .seconds(60))
+        statementTimeout = try reader.duration("DREAMD_DB_STATEMENT_TIMEOUT", default: .seconds(30))
+        guard statementTimeout >= .seconds(1) else { throw ConfigurationError(key: "DREAMD_DB_STATEMENT_TIMEOUT", message: "must be at least 1s") }
         let rateText = reader.string("DREAMD_API_RATE_LIMIT") ?? "50"
         guard let rateLimit = Double(rateText), rateLimit >= 0 else {
             throw ConfigurationError(key: "DREAMD_API_RATE_LIMIT", message: "must be requests per second (0 = off), got \(rateText)")
@@ -266,6 +270,7 @@ extension DaemonConfiguration {
             ("DREAMD_DRAIN_TIMEOUT", DurationParser.format(drainTimeout)),
             ("DREAMD_API_RATE_LIMIT", apiRateLimit == 0 ? "off" : "\(apiRateLimit)/s, burst \(Int(apiRateBurst))"),
             ("DREAMD_DB_MAX_CONNECTIONS", "\(databaseMaxConnections)"),
+            ("DREAMD_DB_STATEMENT_TIMEOUT", DurationParser.format(statementTimeout)),
         ]
     }
 }

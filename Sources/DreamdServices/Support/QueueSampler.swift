@@ -29,14 +29,14 @@ public struct QueueSampler: Service {
             while !Task.isCancelled {
                 do {
                     var current: Set<[String]> = []
-                    let rows = try await client.query("""
+                    let rows = try await client.rows("""
                         SELECT kind, state, count(*)::int8,
                                COALESCE(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'queued')), 0)::float8
                         FROM jobs WHERE state IN ('scheduled', 'queued', 'submitting', 'running')
                         GROUP BY kind, state
                         """, logger: logger)
                     var oldest: [String: Double] = [:]
-                    for try await (kind, state, count, age) in rows.decode((String, String, Int64, Double).self) {
+                    for (kind, state, count, age) in try rows.decode((String, String, Int64, Double).self) {
                         Gauge(label: "dreamd_jobs", dimensions: [("kind", kind), ("state", state)]).record(count)
                         current.insert([kind, state])
                         oldest[kind] = max(oldest[kind] ?? 0, age)

@@ -2,6 +2,7 @@ import DreamdCore
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// A stand-in for DreamGen's completion API (`upstream-apis.md` §3): JSON lines streamed at a set token
@@ -84,7 +85,9 @@ public final class DreamGenSimulator: Sendable {
                         return
                     }
                     if let stallAfter = plan.stallAfterTokens, index == stallAfter {
-                        try await Task.sleep(for: plan.stallFor)
+                        // Silent until the stall is over, or the simulator stops (a stopping server waits for
+                        // its open responses).
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: plan.stallFor) }
                         try await writer.finish(nil)
                         return
                     }

@@ -29,24 +29,6 @@ extension RunningDaemon {
     }
 }
 
-/// Runs `services` in their own group for the duration of `body` (e.g. an archiver started and stopped by a test).
-func withServices<T: Sendable>(_ services: [any Service], _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(services: services, logger: testLogger())
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            throw error
-        }
-    }
-}
-
 /// A fresh directory for `DREAMD_DATA_DIR`.
 func temporaryDataDirectory() -> String {
     let path = NSTemporaryDirectory() + "dreamd-test-" + UUID().uuidString.prefix(8).lowercased()

@@ -27,23 +27,8 @@ func withSimulator<T: Sendable>(
     let simulator = Simulator(configuration: configuration)
     var logger = Logger(label: "sim")
     logger.logLevel = .critical
-    let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
-    let application = simulator.application(logger: logger) { port in readyContinuation.yield(port) }
-    let group = ServiceGroup(services: [application], logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        var iterator = ready.makeAsyncIterator()
-        _ = await iterator.next()
-        do {
-            let result = try await body(simulator)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            throw error
-        }
+    return try await withListeningServices(logger: logger, { [simulator.application(logger: logger, onServerRunning: $0)] }) { _ in
+        try await body(simulator)
     }
 }
 
@@ -114,24 +99,9 @@ func withDaemon<T: Sendable>(
     let configuration = try DaemonConfiguration(environment: testEnvironment(database: database, dreamlookURL: simulator.baseURL, overrides: overrides))
     let daemon = try Daemon(configuration: configuration, migrations: try TestDatabase.migrations(),
                             metricsRegistry: TestMetrics.registry, logger: database.logger)
-    let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
-    let group = ServiceGroup(services: daemon.services { port in readyContinuation.yield(port) }, logger: database.logger)
     let token = try await database.keys.create(name: "test").token
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        var iterator = ready.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        let running = RunningDaemon(daemon: daemon, baseURL: "http://127.0.0.1:\(port)", token: token)
-        do {
-            let result = try await body(running)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            throw error
-        }
+    return try await withListeningServices(logger: database.logger, { daemon.services(onServerRunning: $0) }) { port in
+        try await body(RunningDaemon(daemon: daemon, baseURL: "http://127.0.0.1:\(port)", token: token))
     }
 }
 

@@ -122,22 +122,8 @@ func withReceiver<T: Sendable>(_ body: @Sendable (WebhookReceiver) async throws 
     let receiver = WebhookReceiver()
     var logger = Logger(label: "receiver")
     logger.logLevel = .critical
-    let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
-    let group = ServiceGroup(services: [receiver.application(logger: logger) { readyContinuation.yield($0) }], logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        var iterator = ready.makeAsyncIterator()
-        _ = await iterator.next()
-        do {
-            let result = try await body(receiver)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            throw error
-        }
+    return try await withListeningServices(logger: logger, { [receiver.application(logger: logger, onServerRunning: $0)] }) { _ in
+        try await body(receiver)
     }
 }
 
