@@ -92,4 +92,28 @@ struct DatabaseLossTests {
             }
         }
     }
+
+    @Test("a statement past its deadline fails as 'database unavailable', gives its connection back, and the client still stops")
+    func statementDeadline() async throws {
+        try await TestDatabase.with { db in
+            let client = PostgresClient(configuration: try db.url.clientConfiguration(maximumConnections: 2), backgroundLogger: db.logger)
+            let started = ContinuousClock.now
+            try await PostgresClient.withRunning(client) { client in
+                let error = await #expect(throws: DatabaseAvailability.DeadlineExceeded.self) {
+                    try await StatementDeadline.$current.withValue(.seconds(1)) {
+                        try await client.rows("SELECT pg_sleep(30)", logger: db.logger)
+                    }
+                }
+                #expect(error.map(DatabaseAvailability.isUnavailable) == true)
+                #expect(ContinuousClock.now - started < .seconds(10))
+                // The pool serves the next statements on a fresh connection.
+                for _ in 0..<3 {
+                    let one = try await client.rows("SELECT 1", logger: db.logger).decode(Int.self)
+                    #expect(one == [1])
+                }
+            }
+            // `withRunning` returned: the pool shut down although the abandoned statement never answered.
+            #expect(ContinuousClock.now - started < .seconds(20))
+        }
+    }
 }

@@ -106,8 +106,10 @@ public struct Daemon: Sendable {
         do {
             // Bounded: with the database gone, a query waits for a connection until the pool gives up.
             let (migrations, postgres, logger) = (self.migrations, self.postgres, self.logger)
-            try await DatabaseAvailability.withDeadline(.seconds(3)) {
-                try await migrations.checkCurrent(client: postgres, logger: logger)
+            try await StatementDeadline.$current.withValue(.seconds(3)) {
+                try await DatabaseAvailability.withDeadline(.seconds(3)) {
+                    try await migrations.checkCurrent(client: postgres, logger: logger)
+                }
             }
             var checks: [String: Result<String, HealthRoutes.ReadinessFailure>] = ["database": .success("reachable"), "migrations": .success("current")]
             // An upstream's state is reported, not judged: a paused upstream leaves the daemon ready.
