@@ -59,10 +59,11 @@ report_unfinished() {
     awk '/^.* Test "/ && / started\.$/ && !/Test case passing/ { t = $0; sub(/^[^"]*"/, "", t); sub(/" started\.$/, "", t); open[t] = 1 }
          /^.* Test "/ && (/ passed after / || / failed after /) { t = $0; sub(/^[^"]*"/, "", t); sub(/" (with [0-9]+ test cases )?(passed|failed) after .*$/, "", t); delete open[t] }
          END { for (t in open) print "    " t }' "$TEST_LOG" >&2
-    echo "!!! sessions of the test databases:" >&2
+    echo "!!! busy sessions of the test databases:" >&2
     "$PG_BIN/psql" -X -d "$DREAMD_PG_ADMIN_URL" -c \
-        "SELECT datname, state, wait_event_type AS wait, now() - query_start AS for, left(query, 100) AS query
-         FROM pg_stat_activity WHERE datname LIKE 'dreamd_t_%' ORDER BY query_start" >&2 || true
+        "SELECT datname, state, wait_event_type AS wait, now() - query_start AS for,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS query
+         FROM pg_stat_activity WHERE datname LIKE 'dreamd_t_%' AND state <> 'idle' ORDER BY query_start" >&2 || true
 }
 ( for ((second = 0; second < test_deadline - 20; second++)); do sleep 1; done; report_unfinished ) &
 reporter=$!
