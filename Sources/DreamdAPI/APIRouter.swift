@@ -57,7 +57,7 @@ public enum APIRouter {
             .register(on: v1)
         EstimateRoutes(registry: registry).register(on: v1)
         ModelsRoutes(catalog: options.catalog).register(on: v1)
-        UpstreamsRoutes(registry: registry).register(on: v1)
+        UpstreamsRoutes(registry: registry, pauses: UpstreamPauseStore(client: jobs.client, logger: jobs.logger)).register(on: v1)
         return router
     }
 }

@@ -5,8 +5,8 @@ import Synchronization
 /// of credits) and until when, whether its last answer said the credentials are bad, and how many
 /// calls are in flight. Thread-safe and synchronous, so the worker can consult it on every claim.
 ///
-/// The state is per process: each process pauses on its own first 402, and a resume acts on the
-/// process that receives it.
+/// The state is per process; `UpstreamPauseSync` shares pauses between the processes on one database
+/// (a 402 met by one pauses all, a resume through one lifts it in all, within a second).
 public final class UpstreamHealth: Sendable {
     /// The upstream's name (`dream`).
     public let name: String

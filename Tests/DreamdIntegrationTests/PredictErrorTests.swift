@@ -131,6 +131,58 @@ extension DreamEnginesTests {
             }
         }
 
+        @Test("a 402 met by one process pauses every process on the database; a resume through another lifts it everywhere")
+        func pauseIsShared() async throws {
+            try await TestDatabase.with { db in
+                try await withSimulator { sim in
+                    await sim.dreamEngines.setTiming(coldStart: .zero, rolloutTime: .milliseconds(50))
+                    try await withDataDirectory { data in
+                        let overrides = predictOverrides(sim, dataDirectory: data)
+                        try await withDaemon(database: db, simulator: sim, overrides: overrides) { first in
+                            try await withDaemon(database: db, simulator: sim, overrides: overrides) { second in
+                                @Sendable func dream(_ daemon: RunningDaemon) async throws -> String? {
+                                    let upstreams = try await daemon.request(.GET, "/v1/upstreams").json["data"]?.arrayValue ?? []
+                                    return upstreams.first { $0["name"]?.stringValue == "dream" }?["state"]?.stringValue
+                                }
+                                _ = try await first.request(.GET, "/v1/models")
+                                _ = try await second.request(.GET, "/v1/models")
+                                await sim.dreamEngines.setBalance(mils: 0)
+                                let id = try #require(try await first.submit(PredictFixtures.predictBody()).json["id"]?.stringValue)
+                                let bothPaused = try await eventually {
+                                    let states = (try await dream(first), try await dream(second))
+                                    return states == ("paused", "paused")
+                                }
+                                #expect(bothPaused)
+                                #expect(try await eventually {
+                                    try await db.values("SELECT count(*)::int FROM upstream_pauses WHERE upstream = 'dream'", as: Int.self) == [1]
+                                })
+                                // Neither process sends anything while paused; the job waits, queued. (A step the
+                                // second process claimed before the pause reached it may still be finishing.)
+                                try await Task.sleep(for: .milliseconds(500))
+                                let sent = await sim.dreamEngines.requests("rollouts")
+                                #expect(sent <= 2)
+                                try await Task.sleep(for: .milliseconds(1500))
+                                #expect(await sim.dreamEngines.requests("rollouts") == sent)
+                                #expect(try await db.values("SELECT state FROM jobs", as: String.self) == ["queued"])
+
+                                await sim.dreamEngines.setBalance(mils: nil)
+                                let resumed = try await second.request(.POST, "/v1/upstreams/dream/resume")
+                                #expect(resumed.status == 200)
+                                #expect(resumed.json["was_paused"] == true)
+                                let bothHealthy = try await eventually {
+                                    let states = (try await dream(first), try await dream(second))
+                                    return states == ("healthy", "healthy")
+                                }
+                                #expect(bothHealthy)
+                                #expect(try await db.values("SELECT count(*)::int FROM upstream_pauses", as: Int.self) == [0])
+                                #expect(try await first.waitFinal(id)["state"]?.stringValue == "succeeded")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         @Test("at most DREAMD_DREAM_MAX_IN_FLIGHT rollouts run at once; the rest wait in the queue")
         func inFlightCap() async throws {
             try await withPredictDaemon(["DREAMD_DREAM_MAX_IN_FLIGHT": "2"], rolloutTime: .seconds(1)) { daemon, sim, _, _ in

@@ -1,13 +1,19 @@
 import DreamdCore
+import DreamdStore
 import Foundation
 import Hummingbird
 
 /// `GET /v1/upstreams`: each upstream's state as this process sees it (healthy, paused, unhealthy);
-/// `POST /v1/upstreams/{name}/resume`: lifts a pause (e.g. after a 402, once credits are topped up).
+/// `POST /v1/upstreams/{name}/resume`: lifts a pause (e.g. after a 402, once credits are topped up) here
+/// and in the shared `upstream_pauses` table, so every process resumes (`UpstreamPauseSync`).
 public struct UpstreamsRoutes: Sendable {
     let registry: ExecutorRegistry
+    let pauses: UpstreamPauseStore
 
-    public init(registry: ExecutorRegistry) { self.registry = registry }
+    public init(registry: ExecutorRegistry, pauses: UpstreamPauseStore) {
+        self.registry = registry
+        self.pauses = pauses
+    }
 
     public func register(on group: RouterGroup<APIRequestContext>) {
         group.get("upstreams", use: list)
@@ -42,7 +48,9 @@ public struct UpstreamsRoutes: Sendable {
         guard let health = executor.health else {
             throw APIError(.conflict, code: "not_pausable", message: "upstream \(name) has no dispatch pause to lift")
         }
-        let wasPaused = health.resume()
+        let wasPausedHere = health.resume()
+        let wasPausedShared = try await pauses.resume(upstream: name)
+        let wasPaused = wasPausedHere || wasPausedShared
         context.logger.notice("upstream dispatch resumed", metadata: ["upstream": "\(name)", "was_paused": "\(wasPaused)"])
         guard case .object(var object) = try DreamdJSON.value(health.status) else { return try JSONResponse.make(JSONValue.null) }
         object["was_paused"] = .bool(wasPaused)

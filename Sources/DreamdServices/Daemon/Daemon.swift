@@ -221,6 +221,8 @@ public struct Daemon: Sendable {
             deliveryWorker(),
             retentionSweeper(),
             UpstreamMetrics(registry: registry),
+            UpstreamPauseSync(store: UpstreamPauseStore(client: postgres, logger: logger),
+                              healths: registry.executors.compactMap(\.health), logger: logger),
         ]
         if configuration.archiveConcurrency > 0 { services.append(archiver()) }
         services.append(apiApplication(onServerRunning: onServerRunning))
