@@ -39,7 +39,7 @@ public enum OpenAPIDocument {
         .init(method: "get", path: "/v1/models", summary: "The Dream Engines model catalog (cached)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "get", path: "/v1/models/{slug}", summary: "One Dream Engines model", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "get", path: "/v1/upstreams", summary: "Each upstream's state in this process (healthy, paused, unhealthy)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
-        .init(method: "post", path: "/v1/upstreams/{name}/resume", summary: "Lift an upstream's dispatch pause (e.g. after a 402)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
+        .init(method: "post", path: "/v1/upstreams/{name}/resume", summary: "Lift an upstream's dispatch pause (e.g. after a 402) in every daemon on the database", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "get", path: "/v1/checkpoints", summary: "Trained checkpoints, soonest expiry first", tag: "checkpoints", authenticated: true, successStatus: "200", responseSchema: "Object", query: ["state", "job_id", "expiring_within", "limit"]),
         .init(method: "get", path: "/v1/checkpoints/{id}", summary: "A checkpoint", tag: "checkpoints", authenticated: true, successStatus: "200", responseSchema: "Object"),
         .init(method: "patch", path: "/v1/checkpoints/{id}", summary: "Override a checkpoint's expiry (expires_at or retention)", tag: "checkpoints", authenticated: true, successStatus: "200", requestSchema: "Object", responseSchema: "Object"),
