@@ -89,7 +89,7 @@ public struct APIKeyStore: Sendable {
             UPDATE api_keys SET revoked_at = now()
             WHERE revoked_at IS NULL AND (id = \(id)::uuid OR (\(id)::uuid IS NULL AND name = \(idOrName)))
             RETURNING id
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return rows.count
     }
 

@@ -66,7 +66,7 @@ public struct CallbackStore: Sendable {
                 RETURNING kind
             )
             SELECT pg_notify('dreamd_jobs', kind) FROM nudged
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return !rows.isEmpty
     }
 
@@ -77,7 +77,7 @@ public struct CallbackStore: Sendable {
             UPDATE jobs SET lease_owner = \(owner), lease_expires_at = now() + interval '30 seconds'
             WHERE id = \(jobID) AND state = 'running' AND lease_owner IS NULL
             RETURNING \(unescaped: JobColumns.list())
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return try rows.first.map { row in
             let decoded = try JobRow(row)
             return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount)

@@ -42,7 +42,7 @@ extension CheckpointStore {
             WHERE c.id = due.id AND j.id = c.job_id
             RETURNING c.id, c.upstream_checkpoint_id, c.url, c.file_format, c.size_bytes, c.archive_attempts, c.expires_at,
                       j.kind, j.upstream_job_id
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return try rows.map { row in
             let c = row.makeRandomAccess()
             return ArchiveTask(
@@ -60,7 +60,7 @@ extension CheckpointStore {
             UPDATE checkpoints SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
             WHERE id = \(id) AND archive_lease_owner = \(owner) AND archive_state = 'archiving'
             RETURNING id
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return !rows.isEmpty
     }
 
@@ -80,7 +80,7 @@ extension CheckpointStore {
                 audit_actor = 'archiver', audit_detail = \(detail)::jsonb
             WHERE id = \(id) AND archive_lease_owner = \(owner)
             RETURNING id
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return !rows.isEmpty
     }
 

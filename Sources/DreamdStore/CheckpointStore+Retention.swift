@@ -21,7 +21,7 @@ extension CheckpointStore {
                 ORDER BY expires_at, id LIMIT \(limit) FOR UPDATE SKIP LOCKED
             )
             RETURNING upstream_checkpoint_id
-            """, logger: logger).collect().map { try $0.makeRandomAccess()[0].decode(String.self) }
+            """, logger: logger).rows.map { try $0.makeRandomAccess()[0].decode(String.self) }
     }
 
     /// Moves checkpoints past `expires_at` to `expired`. An archive still waiting or running becomes
@@ -46,7 +46,7 @@ extension CheckpointStore {
                 ORDER BY expires_at, id LIMIT \(limit) FOR UPDATE SKIP LOCKED
             )
             RETURNING upstream_checkpoint_id
-            """, logger: logger).collect().map { try $0.makeRandomAccess()[0].decode(String.self) }
+            """, logger: logger).rows.map { try $0.makeRandomAccess()[0].decode(String.self) }
     }
 
     /// Seconds until the next transition is due (negative when one is overdue), or `nil` when none is pending.

@@ -119,12 +119,12 @@ public struct CheckpointStore: Sendable {
               AND (\(withinMillis)::int8 IS NULL OR (state <> 'expired'
                    AND expires_at <= now() + \(withinMillis)::int8 * interval '1 millisecond'))
             ORDER BY expires_at, id LIMIT \(limit)
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return try rows.map(Self.decode)
     }
 
     public func checkpoint(id: UUID) async throws -> CheckpointView? {
-        let rows = try await client.rows("SELECT \(unescaped: Self.columns) FROM checkpoints WHERE id = \(id)", logger: logger).collect()
+        let rows = try await client.rows("SELECT \(unescaped: Self.columns) FROM checkpoints WHERE id = \(id)", logger: logger).rows
         return try rows.first.map(Self.decode)
     }
 
@@ -161,7 +161,7 @@ public struct CheckpointStore: Sendable {
                 audit_actor = \(actor.rawValue), audit_detail = \(detail)::jsonb
             WHERE id = \(id) AND state <> 'expired'
             RETURNING \(unescaped: Self.columns)
-            """, logger: logger).collect()
+            """, logger: logger).rows
         if let row = rows.first { return try Self.decode(row) }
         guard let existing = try await checkpoint(id: id) else { return nil }
         throw CheckpointStoreError.alreadyExpired(expiredAt: existing.expiresAt)

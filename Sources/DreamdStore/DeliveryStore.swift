@@ -48,7 +48,7 @@ public struct DeliveryStore: Sendable {
             SELECT \(DeliveryColumns.list()), (extract(epoch FROM created_at) * 1000000)::int8
             FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(try bind(filter.limit + 1))
             """
-        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
+        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).rows
         var deliveries: [Delivery] = []
         var next: JobCursor?
         for (index, row) in rows.enumerated() {
@@ -64,7 +64,7 @@ public struct DeliveryStore: Sendable {
 
     public func delivery(id: UUID) async throws -> Delivery? {
         try await client.rows("SELECT \(unescaped: DeliveryColumns.list()) FROM deliveries WHERE id = \(id)", logger: logger)
-            .collect().first.map(Delivery.init(row:))
+            .rows.first.map(Delivery.init(row:))
     }
 
     /// The attempts of a delivery, oldest first.
@@ -97,7 +97,7 @@ public struct DeliveryStore: Sendable {
             FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
             WHERE d.id = \(id) AND s.enabled
             RETURNING \(unescaped: DeliveryColumns.list())
-            """, logger: logger).collect()
+            """, logger: logger).rows
         if let row = rows.first { return .created(try Delivery(row: row)) }
         return try await delivery(id: id) == nil ? .notFound : .subscriptionDisabled
     }

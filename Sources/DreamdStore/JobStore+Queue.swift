@@ -33,7 +33,7 @@ extension JobStore {
                 audit_actor = 'worker', audit_detail = \(detail)::jsonb
             FROM due WHERE j.id = due.id
             RETURNING \(unescaped: JobColumns.list("j"))
-            """, logger: logger).collect()
+            """, logger: logger).rows
         return try rows.map { row in
             let decoded = try JobRow(row)
             return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount)
@@ -77,7 +77,7 @@ extension JobStore {
                     audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(JSONValue.object(audit)))::jsonb
                 WHERE id = \(id) AND lease_owner = \(owner)
                 RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).collect()
+                """, logger: logger).rows
         case .succeeded(let result, let cost, let upstreamState, let checkpoints):
             let audit: JSONValue = ["upstream_state": upstreamState.map(JSONValue.string) ?? .null]
             let update: PostgresQuery = """
@@ -88,7 +88,7 @@ extension JobStore {
                 RETURNING \(unescaped: JobColumns.list())
                 """
             if checkpoints.isEmpty {
-                rows = try await client.rows(update, logger: logger).collect()
+                rows = try await client.rows(update, logger: logger).rows
             } else {
                 // The job and the checkpoints it trained are recorded together.
                 rows = try await client.transaction(logger: logger) { connection in
@@ -123,7 +123,7 @@ extension JobStore {
                         audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
                     WHERE id = \(id) AND lease_owner = \(owner)
                     RETURNING \(unescaped: JobColumns.list())
-                    """, logger: logger).collect()
+                    """, logger: logger).rows
             }
         case .deferred(let until, let reason):
             // Not the job's fault: back to waiting, and the attempt the claim counted is given back.
@@ -140,7 +140,7 @@ extension JobStore {
                     audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(JSONValue.object(audit)))::jsonb
                 WHERE id = \(id) AND lease_owner = \(owner)
                 RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).collect()
+                """, logger: logger).rows
         }
         return try rows.first.map { try JobRow($0).job }
     }
@@ -153,7 +153,7 @@ extension JobStore {
                 audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
             WHERE id = \(id) AND lease_owner = \(owner)
             RETURNING \(unescaped: JobColumns.list())
-            """, logger: logger).collect()
+            """, logger: logger).rows
     }
 
     /// Gives back the leases `owner` holds without recording an outcome (graceful drain): a job that was
@@ -179,7 +179,7 @@ extension JobStore {
                 ORDER BY run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
             )
             RETURNING id
-            """, logger: logger).collect().count
+            """, logger: logger).rows.count
     }
 
     /// Takes back work whose lease ran out (its process crashed or hung).
@@ -206,7 +206,7 @@ extension JobStore {
                 audit_actor = 'rescuer', audit_detail = jsonb_build_object('reason', 'lease expired', 'owner', j.lease_owner)
             FROM expired WHERE j.id = expired.id
             RETURNING j.id
-            """, logger: logger).collect().count
+            """, logger: logger).rows.count
     }
 
     static func millis(_ duration: Duration) -> Int64 { Int64(duration.seconds * 1000) }

@@ -87,7 +87,7 @@ public struct JobStore: Sendable {
                         \(metadataText)::jsonb, \(new.idempotencyKey), \(new.requestHash), \(new.apiKeyID), \(new.provider),
                         \(new.archiveCheckpoints), \(actor.rawValue))
                 RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).collect()
+                """, logger: logger).rows
             guard let row = rows.first else { throw JobStoreError.corruptRow("INSERT returned no row") }
             return .created(try JobRow(row).job)
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" && new.idempotencyKey != nil {
@@ -101,7 +101,7 @@ public struct JobStore: Sendable {
         let rows = try await client.rows("""
             SELECT \(unescaped: JobColumns.list()) FROM jobs
             WHERE api_key_id IS NOT DISTINCT FROM \(new.apiKeyID)::uuid AND idempotency_key = \(new.idempotencyKey)
-            """, logger: logger).collect()
+            """, logger: logger).rows
         guard let found = rows.first else { return nil }
         let row = try JobRow(found)
         return row.requestHash == new.requestHash ? .replayed(row.job) : .conflict(row.job)
@@ -109,7 +109,7 @@ public struct JobStore: Sendable {
 
     /// One job by id.
     public func job(id: UUID) async throws -> Job? {
-        let rows = try await client.rows("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).collect()
+        let rows = try await client.rows("SELECT \(unescaped: JobColumns.list()) FROM jobs WHERE id = \(id)", logger: logger).rows
         return try rows.first.map { try JobRow($0).job }
     }
 
@@ -149,7 +149,7 @@ public struct JobStore: Sendable {
             SELECT \(JobColumns.list()), (extract(epoch FROM created_at) * 1000000)::int8
             FROM jobs \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(try bind(filter.limit + 1))
             """
-        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
+        let rows = try await client.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).rows
         var jobs: [Job] = []
         var next: JobCursor?
         for (index, row) in rows.enumerated() {
@@ -218,7 +218,7 @@ public struct JobStore: Sendable {
                 audit_actor = \(actor.rawValue), audit_detail = \(detail)::jsonb
             WHERE id = \(id) AND state NOT IN ('succeeded', 'failed', 'cancelled')
             RETURNING \(unescaped: JobColumns.list())
-            """, logger: logger).collect()
+            """, logger: logger).rows
         if let row = rows.first { return .cancelled(try JobRow(row).job) }
         guard let job = try await job(id: id) else { return .notFound }
         return .alreadyFinal(job)

@@ -155,15 +155,11 @@ public struct MigrationRunner: Sendable {
 
     /// Refuses to go on when the database is behind (names the missing files) or was migrated with other text.
     public func checkCurrent(client: PostgresClient, logger: Logger) async throws {
-        // Statements with a deadline (`rows`): `/readyz` runs this while the database may be going away.
-        let exists = try await client.rows("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
-            .decode(Bool.self).first ?? false
-        var recorded: [Int: (name: String, checksum: String)] = [:]
-        if exists {
-            for (version, name, checksum) in try await client.rows("SELECT version, name, checksum FROM schema_migrations", logger: logger)
-                .decode((Int, String, String).self) {
-                recorded[version] = (name, checksum)
-            }
+        // Under the statement deadline: `/readyz` runs this while the database may be going away.
+        let recorded = try await client.withDeadlinedConnection(logger: logger) { connection in
+            let exists = try await connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
+                .collect().first?.decode(Bool.self) ?? false
+            return exists ? try await appliedVersions(on: connection, logger: logger) : [:]
         }
         try verify(recorded: recorded)
         let missing = migrations.filter { recorded[$0.version] == nil }.map(\.fileName)

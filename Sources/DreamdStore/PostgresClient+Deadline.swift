@@ -20,7 +20,7 @@ extension PostgresClient {
     /// thrown (a "database unavailable" error).
     @discardableResult
     public func rows(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> FetchedRows {
-        try await withAnsweringConnection(logger: logger) { connection in
+        try await withDeadlinedConnection(logger: logger) { connection in
             FetchedRows(rows: try await connection.query(query, logger: logger, file: file, line: line).collect())
         }
     }
@@ -34,7 +34,7 @@ extension PostgresClient {
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         do {
-            return try await withAnsweringConnection(logger: logger) { connection in
+            return try await withDeadlinedConnection(logger: logger) { connection in
                 try await connection.withTransaction(logger: logger, file: file, line: line) { try await body($0) }
             }
         } catch let error as PostgresTransactionError {
@@ -43,7 +43,9 @@ extension PostgresClient {
         }
     }
 
-    private func withAnsweringConnection<T: Sendable>(
+    /// Runs `body` on one pooled connection under the statement deadline, as ``rows(_:logger:file:line:)``
+    /// does: past it, the connection is closed and ``DatabaseAvailability/DeadlineExceeded`` thrown.
+    public func withDeadlinedConnection<T: Sendable>(
         logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let deadline = StatementDeadline.current
@@ -62,9 +64,6 @@ extension PostgresClient {
 /// The rows of one statement, read to the end.
 public struct FetchedRows: Sendable {
     public let rows: [PostgresRow]
-
-    /// The rows as PostgresNIO gives them.
-    public func collect() -> [PostgresRow] { rows }
 
     /// Every row decoded as the given column types.
     public func decode<each Column: PostgresDecodable>(

@@ -29,14 +29,14 @@ public struct ScheduleStore: Sendable {
             VALUES (\(schedule.id), \(schedule.name), \(schedule.cron), \(schedule.timezone), \(try DreamdJSON.string(schedule.job))::jsonb,
                     \(schedule.overlap.rawValue), \(schedule.catchUp.rawValue), \(schedule.enabled), \(schedule.nextFireAt))
             RETURNING \(unescaped: Self.columns)
-            """, logger: logger).collect()
+            """, logger: logger).rows
         guard let row = rows.first else { throw ScheduleStoreError.corruptRow("INSERT returned no row") }
         return try Self.decode(row)
     }
 
     /// One schedule by id.
     public func schedule(id: UUID) async throws -> Schedule? {
-        let rows = try await client.rows("SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id)", logger: logger).collect()
+        let rows = try await client.rows("SELECT \(unescaped: Self.columns) FROM schedules WHERE id = \(id)", logger: logger).rows
         return try rows.first.map(Self.decode)
     }
 
@@ -49,7 +49,7 @@ public struct ScheduleStore: Sendable {
               AND (\(micros)::int8 IS NULL
                    OR (created_at, id) < (timestamptz 'epoch' + \(micros)::int8 * interval '1 microsecond', \(cursor?.id)::uuid))
             ORDER BY created_at DESC, id DESC LIMIT \(limit + 1)
-            """, logger: logger).collect()
+            """, logger: logger).rows
         var schedules: [Schedule] = []
         var next: JobCursor?
         for (index, row) in rows.enumerated() {
@@ -87,7 +87,7 @@ public struct ScheduleStore: Sendable {
 
     /// Deletes a schedule. Its jobs stay, with their `schedule_id`. Returns whether it existed.
     public func delete(id: UUID) async throws -> Bool {
-        try await client.rows("DELETE FROM schedules WHERE id = \(id) RETURNING id", logger: logger).collect().count == 1
+        try await client.rows("DELETE FROM schedules WHERE id = \(id) RETURNING id", logger: logger).rows.count == 1
     }
 
     /// The latest jobs of a schedule, newest tick first.

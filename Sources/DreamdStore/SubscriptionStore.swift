@@ -41,7 +41,7 @@ public struct SubscriptionStore: Sendable {
             VALUES (\(new.id), \(new.url), \(new.eventTypes), \(new.description), \(new.enabled), \(new.secret.text),
                     CASE WHEN \(new.enabled) THEN NULL ELSE 'disabled by request' END)
             RETURNING \(unescaped: SubscriptionColumns.list)
-            """, logger: logger).collect()
+            """, logger: logger).rows
         guard let row = rows.first else { throw JobStoreError.corruptRow("INSERT returned no row") }
         return try Subscription(row: row)
     }
@@ -49,12 +49,12 @@ public struct SubscriptionStore: Sendable {
     /// Every subscription, oldest first.
     public func list() async throws -> [Subscription] {
         try await client.rows("SELECT \(unescaped: SubscriptionColumns.list) FROM subscriptions ORDER BY created_at, id", logger: logger)
-            .collect().map(Subscription.init(row:))
+            .rows.map(Subscription.init(row:))
     }
 
     public func subscription(id: UUID) async throws -> Subscription? {
         try await client.rows("SELECT \(unescaped: SubscriptionColumns.list) FROM subscriptions WHERE id = \(id)", logger: logger)
-            .collect().first.map(Subscription.init(row:))
+            .rows.first.map(Subscription.init(row:))
     }
 
     /// Fields a `PATCH` may change; `nil` leaves a field as it is.
@@ -89,12 +89,12 @@ public struct SubscriptionStore: Sendable {
                 updated_at = now()
             WHERE id = \(id)
             RETURNING \(unescaped: SubscriptionColumns.list)
-            """, logger: logger).collect().first.map(Subscription.init(row:))
+            """, logger: logger).rows.first.map(Subscription.init(row:))
     }
 
     /// Deletes a subscription with its deliveries and their attempts. Returns whether it existed.
     public func delete(id: UUID) async throws -> Bool {
-        try await client.rows("DELETE FROM subscriptions WHERE id = \(id) RETURNING id", logger: logger).collect().count == 1
+        try await client.rows("DELETE FROM subscriptions WHERE id = \(id) RETURNING id", logger: logger).rows.count == 1
     }
 
     /// Replaces the secret. The old one keeps signing beside the new one until `overlap` from now;
@@ -109,7 +109,7 @@ public struct SubscriptionStore: Sendable {
                 updated_at = now()
             WHERE id = \(id)
             RETURNING \(unescaped: SubscriptionColumns.list)
-            """, logger: logger).collect().first.map(Subscription.init(row:))
+            """, logger: logger).rows.first.map(Subscription.init(row:))
     }
 
     /// The secrets that sign for a subscription now: the current one, then the previous one while it

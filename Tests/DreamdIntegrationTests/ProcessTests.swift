@@ -34,29 +34,40 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
 }
 
-/// Runs a tool to its end and returns its exit status and output (stdout and stderr); one that runs
-/// past `timeout` is killed and fails the test rather than hanging it.
-func runTool(_ path: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("dreamd-tool-\(UUID().uuidString).log")
+/// Points `process`'s stdout and stderr at a new, empty log file and returns the file.
+func captureOutput(of process: Process, name: String) throws -> URL {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).log")
     _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: output) }
     let handle = try FileHandle(forWritingTo: output)
-    defer { try? handle.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
     process.standardOutput = handle
     process.standardError = handle
-    try process.run()
+    return output
+}
+
+/// Waits for `process` to exit and returns its status; one still running after `timeout` is killed and
+/// fails the test rather than hanging it.
+func waitForExit(_ process: Process, within timeout: Duration, what: String) async throws -> Int32 {
     let deadline = ContinuousClock.now + timeout
     while process.isRunning {
         guard ContinuousClock.now < deadline else {
             kill(process.processIdentifier, SIGKILL)
-            throw TestFailure(description: "\(path) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            throw TestFailure(description: "\(what) did not exit within \(timeout)")
         }
         try await Task.sleep(for: .milliseconds(50))
     }
-    return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+    return process.terminationStatus
+}
+
+/// Runs a tool to its end and returns its exit status and output (stdout and stderr).
+func runTool(_ path: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let output = try captureOutput(of: process, name: "dreamd-tool")
+    defer { try? FileManager.default.removeItem(at: output) }
+    try process.run()
+    let status = try await waitForExit(process, within: timeout, what: "\(path) \(arguments.joined(separator: " "))")
+    return (status, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
 }
 
 /// A `dreamd serve` child process whose output (stdout and stderr) is collected in a file.
@@ -71,11 +82,7 @@ final class DaemonProcess: Sendable {
         process.arguments = ["serve"]
         process.currentDirectoryURL = BuiltBinary.packageRoot
         process.environment = environment.merging(["DREAMD_LISTEN": "127.0.0.1:\(port)"]) { $1 }
-        output = FileManager.default.temporaryDirectory.appendingPathComponent("dreamd-process-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
+        output = try captureOutput(of: process, name: "dreamd-process")
         try process.run()
         self.process = process
         baseURL = "http://127.0.0.1:\(port)"
@@ -86,15 +93,7 @@ final class DaemonProcess: Sendable {
     /// SIGTERM, then the exit status once the process has drained and exited.
     func terminate(within timeout: Duration = .seconds(30)) async throws -> Int32 {
         process.terminate()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                kill(process.processIdentifier, SIGKILL)
-                throw TestFailure(description: "dreamd did not exit within \(timeout) of SIGTERM")
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return process.terminationStatus
+        return try await waitForExit(process, within: timeout, what: "dreamd after SIGTERM")
     }
 
     deinit {

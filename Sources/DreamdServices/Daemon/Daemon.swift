@@ -104,7 +104,8 @@ public struct Daemon: Sendable {
     /// Whether the database answers and has every migration this binary knows.
     public func readiness() async -> [String: Result<String, HealthRoutes.ReadinessFailure>] {
         do {
-            // Bounded: with the database gone, a query waits for a connection until the pool gives up.
+            // Bounded twice: the outer deadline covers the wait for a connection (with the database gone the
+            // pool makes it wait until its circuit breaker trips), the statement deadline a lost statement.
             let (migrations, postgres, logger) = (self.migrations, self.postgres, self.logger)
             try await StatementDeadline.$current.withValue(.seconds(3)) {
                 try await DatabaseAvailability.withDeadline(.seconds(3)) {

@@ -28,8 +28,13 @@ func withServiceGroup<T: Sendable>(
         } catch {
             await group.triggerGracefulShutdown()
             tasks.cancelAll()
-            // When the services stopped first, their error is the one that explains the failure.
-            do { while try await tasks.next() != nil {} } catch let groupError where error is ServicesStoppedEarly { throw groupError }
+            // When the services stopped first, their error is the one that explains the failure; otherwise
+            // the body's is (the group's is then only the cancellation).
+            do {
+                while try await tasks.next() != nil {}
+            } catch let groupError {
+                if error is ServicesStoppedEarly { throw groupError }
+            }
             throw error
         }
         await group.triggerGracefulShutdown()
