@@ -25,10 +25,17 @@ public enum APIRouter {
         public var catalog: (any ModelCatalogSource)?
         /// Largest body of `POST /v1/jobs/bulk` (`DREAMD_BULK_MAX_BYTES`).
         public var bulkMaxBytes: Int
+        /// Failed authentications (bad keys, unknown callback tokens) per client address; `nil`: unlimited.
+        public var authFailures: AddressRateLimiter?
+        /// How long callback tokens outlive their job, and how many callbacks each may store.
+        public var callbackPolicy: CallbackStore.TokenPolicy
 
-        public init(catalog: (any ModelCatalogSource)? = nil, bulkMaxBytes: Int = 64 << 20) {
+        public init(catalog: (any ModelCatalogSource)? = nil, bulkMaxBytes: Int = 64 << 20,
+                    authFailures: AddressRateLimiter? = nil, callbackPolicy: CallbackStore.TokenPolicy = .init()) {
             self.catalog = catalog
             self.bulkMaxBytes = bulkMaxBytes
+            self.authFailures = authFailures
+            self.callbackPolicy = callbackPolicy
         }
     }
 
@@ -40,10 +47,14 @@ public enum APIRouter {
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: RefuseNULMiddleware())
         HealthRoutes(probe: readiness).register(on: router)
         router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json()) }
-        CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry).register(on: router)
-        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter))
+        CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry, policy: options.callbackPolicy,
+                        failures: options.authFailures)
+            .register(on: router)
+        let v1 = ScopedRoutes(v1: router.group("v1").add(
+            middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter, failures: options.authFailures)))
         JobsRoutes(jobs: jobs, registry: registry, checkpoints: checkpoints).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)

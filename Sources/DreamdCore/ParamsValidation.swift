@@ -27,17 +27,29 @@ public struct ParamsReader: Sendable {
 
     func field(_ key: String) -> String { "\(path).\(key)" }
 
-    public func requiredString(_ key: String, nonEmpty: Bool = true) throws(ValidationError) -> String {
+    /// The longest string a field takes unless it says otherwise, in UTF-8 bytes: prompts, names and
+    /// URLs are far shorter; fields that carry data (base64 images, a completion's input) set their own.
+    public static let defaultMaxStringBytes = 65_536
+
+    public func requiredString(_ key: String, nonEmpty: Bool = true, maxBytes: Int = defaultMaxStringBytes) throws(ValidationError) -> String {
         guard let value = object[key], !value.isNull else { throw ValidationError(field: field(key), message: "is required") }
         guard let string = value.stringValue else { throw ValidationError(field: field(key), message: "must be a string, got \(value.typeName)") }
         if nonEmpty, string.isEmpty { throw ValidationError(field: field(key), message: "must not be empty") }
+        try checkLength(key, string, maxBytes: maxBytes)
         return string
     }
 
-    public func optionalString(_ key: String) throws(ValidationError) -> String? {
+    public func optionalString(_ key: String, maxBytes: Int = defaultMaxStringBytes) throws(ValidationError) -> String? {
         guard let value = object[key], !value.isNull else { return nil }
         guard let string = value.stringValue else { throw ValidationError(field: field(key), message: "must be a string, got \(value.typeName)") }
+        try checkLength(key, string, maxBytes: maxBytes)
         return string
+    }
+
+    private func checkLength(_ key: String, _ string: String, maxBytes: Int) throws(ValidationError) {
+        guard string.utf8.count <= maxBytes else {
+            throw ValidationError(field: field(key), message: "must be at most \(maxBytes) bytes, got \(string.utf8.count)")
+        }
     }
 
     public func optionalInt(_ key: String, in range: ClosedRange<Int>) throws(ValidationError) -> Int? {

@@ -76,10 +76,24 @@ final class DaemonProcess: Sendable {
     let output: URL
     let baseURL: String
 
-    init(environment: [String: String], port: Int) throws {
+    /// Runs `dreamd serve`; with `denyWriteExecute`, under the kernel's `PR_SET_MDWE` (what systemd's
+    /// `MemoryDenyWriteExecute=yes` uses), set by a small Python launcher that then execs the daemon and
+    /// prints `mdwe=<flags>` first.
+    init(environment: [String: String], port: Int, denyWriteExecute: Bool = false) throws {
         let process = Process()
-        process.executableURL = try BuiltBinary.dreamd()
-        process.arguments = ["serve"]
+        if denyWriteExecute {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", """
+                import ctypes, os, sys
+                libc = ctypes.CDLL(None, use_errno=True)
+                if libc.prctl(65, 1, 0, 0, 0) != 0: sys.exit("PR_SET_MDWE failed: errno %d" % ctypes.get_errno())
+                print("mdwe=%d" % libc.prctl(66, 0, 0, 0, 0), flush=True)
+                os.execv(sys.argv[1], [sys.argv[1], "serve"])
+                """, try BuiltBinary.dreamd().path]
+        } else {
+            process.executableURL = try BuiltBinary.dreamd()
+            process.arguments = ["serve"]
+        }
         process.currentDirectoryURL = BuiltBinary.packageRoot
         process.environment = environment.merging(["DREAMD_LISTEN": "127.0.0.1:\(port)"]) { $1 }
         output = try captureOutput(of: process, name: "dreamd-process")
@@ -108,7 +122,7 @@ final class DaemonProcess: Sendable {
 
 @Suite("The dreamd process", .hangGuard, .serialized)
 struct ProcessTests {
-    @Test("secrets never reach the logs (trace level, JSON lines), and SIGTERM drains and exits 0")
+    @Test("secrets never reach the logs (trace level, JSON lines), under MemoryDenyWriteExecute; SIGTERM drains and exits 0")
     func secretsStayOutOfLogs() async throws {
         let dreamlookKey = "dl-SECRET-\(UUID().uuidString.prefix(8))"
         let dreamKey = "dre_SECRET_\(UUID().uuidString.prefix(8))"
@@ -122,8 +136,9 @@ struct ProcessTests {
                     environment["DREAMD_LOG_FORMAT"] = "json"
                     environment["DREAMD_WEBHOOK_ALLOW_PRIVATE"] = "true"
                     environment["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+                    environment["DREAMD_CALLBACKS"] = "on"
                     let token = try await db.keys.create(name: "process").token
-                    let daemon = try DaemonProcess(environment: environment, port: try await BuiltBinary.freePort())
+                    let daemon = try DaemonProcess(environment: environment, port: try await BuiltBinary.freePort(), denyWriteExecute: true)
                     #expect(try await eventually { (try? await daemon.request(.GET, "/healthz", token: ""))?.status == 200 }, "\(daemon.log)")
 
                     let subscription = try await daemon.request(.POST, "/v1/subscriptions", token: token,
@@ -139,6 +154,12 @@ struct ProcessTests {
                     #expect(finished, "\(daemon.log.suffix(4000))")
                     #expect(try await eventually { !receiver.received("logs").isEmpty })
                     #expect(try await daemon.request(.GET, "/v1/models", token: token).status == 200)
+                    // The job's callback came through a URL whose token must not be logged, even on an error path.
+                    let callbackURL = try #require(await sim.dreamlook.callbackURL(taggedWith: "dreamd_job_id", value: id))
+                    let callbackToken = String(callbackURL.split(separator: "/").last ?? "")
+                    #expect(callbackToken.count >= 43)
+                    _ = try await postCallback(callbackURL, body: "not json")
+                    _ = try await postCallback(callbackURL.replacingOccurrences(of: "/dreamlook/", with: "/nobody/"), body: "{}")
                     // Every family of metrics the operations guide names, from this process's own registry
                     // (the queue and upstream gauges are sampled every few seconds).
                     let families = [
@@ -162,11 +183,13 @@ struct ProcessTests {
                     let status = try await daemon.terminate()
                     #expect(status == 0, "exit status after SIGTERM")
                     let log = daemon.log
-                    let lines = log.split(separator: "\n")
+                    #expect(log.hasPrefix("mdwe=1\n"), "the daemon ran with PR_SET_MDWE: \(log.prefix(200))")
+                    let lines = log.split(separator: "\n").filter { !$0.hasPrefix("mdwe=") }
                     #expect(lines.count > 20, "trace logging should have written plenty")
                     for (name, secret) in [("API token", token), ("wrong bearer token", wrongToken), ("webhook secret", webhookSecret),
                                            ("webhook secret body", String(webhookSecret.dropFirst("whsec_".count))),
-                                           ("dreamlook key", dreamlookKey), ("Dream Engines key", dreamKey)] {
+                                           ("dreamlook key", dreamlookKey), ("Dream Engines key", dreamKey),
+                                           ("callback token", callbackToken)] {
                         #expect(!log.contains(secret), "the \(name) appears in the log")
                     }
                     // One JSON object per line, and the job's lines carry its id and kind.
@@ -194,5 +217,13 @@ struct ProcessTests {
         let (status, output) = try await runTool(tool, ["verify", local.path])
         #expect(status == 0, "\(output)")
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze: \(output)")
+        // The exposure score docs/install.md quotes (lower is better; 10 is an unprotected service).
+        let (_, security) = try await runTool(tool, ["security", "--offline=true", local.path])
+        let score = security.split(separator: "\n").first { $0.contains("Overall exposure level") }
+            .flatMap { line in line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) } }
+        let exposure = try #require(score, "no exposure score in: \(security.suffix(500))")
+        #expect(exposure <= 1.5, "systemd-analyze security: exposure \(exposure)")
+        let notes = try String(contentsOf: BuiltBinary.packageRoot.appendingPathComponent("docs/install.md"), encoding: .utf8)
+        #expect(notes.contains("exposure level \(String(format: "%.1f", exposure))"), "docs/install.md quotes the current exposure score \(exposure)")
     }
 }

@@ -2,37 +2,36 @@ import DreamdStore
 import Foundation
 import Hummingbird
 
-/// Requires `Authorization: Bearer <key>` with a live API key whose scope allows the route, and
-/// holds each key to its request rate. Puts the key on the context.
+/// Requires `Authorization: Bearer <key>` with a live API key and holds each key to its request rate.
+/// Puts the key on the context; the scope a route needs is checked by the group it is registered on
+/// (`ScopedRoutes`, `RequireScope`).
+///
+/// Failed authentications are counted per client address (`failures`): once an address has used up
+/// its allowance, its requests get 429 with `Retry-After` before any database lookup, so a loop of
+/// guessed keys costs the database nothing.
 public struct AuthMiddleware: RouterMiddleware {
     public typealias Context = APIRequestContext
     let keys: APIKeyStore
     let rateLimiter: KeyRateLimiter?
+    let failures: AddressRateLimiter?
 
-    public init(keys: APIKeyStore, rateLimiter: KeyRateLimiter? = nil) {
+    public init(keys: APIKeyStore, rateLimiter: KeyRateLimiter? = nil, failures: AddressRateLimiter? = nil) {
         self.keys = keys
         self.rateLimiter = rateLimiter
+        self.failures = failures
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else {
-            throw unauthorized("missing Authorization: Bearer <key> header")
+        let address = context.clientAddress
+        if let failures, let wait = failures.wait(for: address) {
+            throw APIError.rateLimited("too many failed authentications from this address; retry after \(wait) s", retryAfter: wait)
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw unauthorized("the Authorization header must be `Bearer <key>`")
-        }
-        guard let key = try await keys.authenticate(token: String(parts[1]).trimmingCharacters(in: .whitespaces)) else {
-            throw unauthorized("unknown or revoked API key")
-        }
-        let required = Self.requiredScope(method: request.method, path: request.uri.path)
-        guard key.scope.allows(required) else {
-            throw APIError(.forbidden, code: "forbidden", message: "this key's scope is \(key.scope.rawValue); \(request.method) \(request.uri.path) needs \(required.rawValue)")
+        guard let key = try await authenticate(request) else {
+            _ = failures?.admit(address)
+            throw unauthorized(Self.failureMessage(request))
         }
         if let rateLimiter, let wait = rateLimiter.admit(key.id) {
-            var error = APIError(.tooManyRequests, code: "rate_limited", message: "too many requests for this key; retry after \(wait) s")
-            error.headers[.retryAfter] = "\(wait)"
-            throw error
+            throw APIError.rateLimited("too many requests for this key; retry after \(wait) s", retryAfter: wait)
         }
         var context = context
         context.apiKey = key
@@ -40,16 +39,22 @@ public struct AuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Reads need `read` (a cost estimate is a read); changes need `submit`; webhook, delivery and upstream
-    /// administration need `admin`.
-    static func requiredScope(method: HTTPRequest.Method, path: String) -> APIKeyScope {
-        if path == "/v1/estimate" { return .read }
-        let adminPrefixes = ["/v1/subscriptions", "/v1/deliveries", "/v1/upstreams", "/v1/keys"]
-        if adminPrefixes.contains(where: { path.hasPrefix($0) }) { return method == .get ? .read : .admin }
-        switch method {
-        case .get, .head: return .read
-        default: return .submit
-        }
+    /// The live key named by `Authorization: Bearer <key>`, or `nil` when there is none.
+    func authenticate(_ request: Request) async throws -> APIKey? {
+        guard let token = Self.bearerToken(request) else { return nil }
+        return try await keys.authenticate(token: token)
+    }
+
+    static func bearerToken(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+    }
+
+    static func failureMessage(_ request: Request) -> String {
+        guard let header = request.headers[.authorization] else { return "missing Authorization: Bearer <key> header" }
+        return bearerToken(request) == nil || header.isEmpty ? "the Authorization header must be `Bearer <key>`" : "unknown or revoked API key"
     }
 
     func unauthorized(_ message: String) -> APIError {

@@ -5,7 +5,8 @@ import Logging
 import NIOCore
 
 /// Turns every error into the contract's JSON error shape. Bad input never becomes a 500; an
-/// unexpected failure is logged and answered 500 without internals.
+/// unexpected failure is logged and answered 500 without internals. Logs name the matched route's
+/// pattern (`/callbacks/{provider}/{token}`), never the request's path, which may carry a credential.
 public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 
@@ -27,19 +28,30 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             case .unauthorized: "unauthorized"
             default: error.status.code < 500 ? "bad_request" : "internal_error"
             }
-            let message = error.body ?? (error.status == .notFound ? "no route for \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            let message = error.body ?? (error.status == .notFound ? "no route for \(request.method) \(CallbackRedaction.redact(request.uri.path))" : error.status.reasonPhrase)
             return try APIError(error.status, code: code, message: message).response(from: request, context: context)
         } catch let error as any HTTPResponseError where error.status.code < 500 {
             return try APIError(error.status, code: "bad_request", message: error.status.reasonPhrase).response(from: request, context: context)
+        } catch where UnstorableValue.sqlState(of: error) != nil {
+            context.logger.notice("request refused: the database cannot store a value",
+                                  metadata: ["sqlstate": "\(UnstorableValue.sqlState(of: error) ?? "")", "route": "\(Self.route(context))"])
+            return try APIError(.unprocessableContent, code: "unstorable_value",
+                                message: "the request holds a value the database cannot store (a NUL character, an invalid character, or a value past a size or nesting limit)")
+                .response(from: request, context: context)
         } catch where DatabaseAvailability.isUnavailable(error) {
-            context.logger.warning("request failed: database unavailable", metadata: ["error": "\(LogSafe.describe(error))", "path": "\(request.uri.path)"])
+            context.logger.warning("request failed: database unavailable", metadata: ["error": "\(LogSafe.describe(error))", "route": "\(Self.route(context))"])
             var answer = APIError(.serviceUnavailable, code: "database_unavailable", message: "the database cannot be reached; retry shortly")
             answer.headers[.retryAfter] = "5"
             return try answer.response(from: request, context: context)
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(LogSafe.describe(error))", "path": "\(request.uri.path)"])
+            context.logger.error("request failed", metadata: ["error": "\(LogSafe.describe(error))", "route": "\(Self.route(context))"])
             return try APIError(.internalServerError, code: "internal_error", message: "internal error; see the daemon's log")
                 .response(from: request, context: context)
         }
+    }
+
+    /// The matched route's pattern, for logs.
+    static func route(_ context: Context) -> String {
+        context.endpointPath ?? "(no route)"
     }
 }

@@ -26,9 +26,9 @@ public struct BulkRoutes: Sendable {
         self.maxBytes = maxBytes
     }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.post("jobs/bulk", use: submit)
-        group.get("batches/:id", use: get)
+    public func register(on routes: ScopedRoutes) {
+        routes.submit.post("jobs/bulk", use: submit)
+        routes.read.get("batches/:id", use: get)
     }
 
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -63,8 +63,9 @@ public struct BulkRoutes: Sendable {
             do {
                 let value: JSONValue
                 do { value = try JSONValue.parse(text) } catch {
-                    throw APIError.badRequest("the line is not valid JSON", code: "invalid_json")
+                    throw APIError.badRequest("the line is not valid JSON: \(error.description)", code: "invalid_json")
                 }
+                do { try value.requireStorable() } catch { throw APIError.invalid(error, code: "invalid_value") }
                 let submission = try JobSubmission(body: value, registry: registry)
                 try await submission.validateParams()
                 valid.append((number, submission))

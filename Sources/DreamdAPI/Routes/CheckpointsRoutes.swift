@@ -10,10 +10,10 @@ public struct CheckpointsRoutes: Sendable {
 
     public init(checkpoints: CheckpointStore) { self.checkpoints = checkpoints }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.get("checkpoints", use: list)
-        group.get("checkpoints/:id", use: get)
-        group.patch("checkpoints/:id", use: patch)
+    public func register(on routes: ScopedRoutes) {
+        routes.read.get("checkpoints", use: list)
+        routes.read.get("checkpoints/:id", use: get)
+        routes.submit.patch("checkpoints/:id", use: patch)
     }
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {

@@ -11,10 +11,10 @@ public struct DeliveriesRoutes: Sendable {
         self.deliveries = deliveries
     }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.get("deliveries", use: list)
-        group.get("deliveries/:id", use: get)
-        group.post("deliveries/:id/redeliver", use: redeliver)
+    public func register(on routes: ScopedRoutes) {
+        routes.read.get("deliveries", use: list)
+        routes.read.get("deliveries/:id", use: get)
+        routes.admin.post("deliveries/:id/redeliver", use: redeliver)
     }
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {

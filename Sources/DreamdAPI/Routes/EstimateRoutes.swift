@@ -10,8 +10,8 @@ public struct EstimateRoutes: Sendable {
 
     public init(registry: ExecutorRegistry) { self.registry = registry }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.post("estimate", use: estimate)
+    public func register(on routes: ScopedRoutes) {
+        routes.read.post("estimate", use: estimate)
     }
 
     @Sendable func estimate(_ request: Request, context: APIRequestContext) async throws -> Response {

@@ -16,13 +16,13 @@ public struct JobsRoutes: Sendable {
         self.checkpoints = checkpoints
     }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.post("jobs", use: submit)
-        group.get("jobs", use: list)
-        group.get("jobs/:id", use: get)
-        group.get("jobs/:id/events", use: events)
-        group.post("jobs/:id/cancel", use: cancel)
-        group.get("jobs/:id/output", use: output)
+    public func register(on routes: ScopedRoutes) {
+        routes.submit.post("jobs", use: submit)
+        routes.read.get("jobs", use: list)
+        routes.read.get("jobs/:id", use: get)
+        routes.read.get("jobs/:id/events", use: events)
+        routes.submit.post("jobs/:id/cancel", use: cancel)
+        routes.read.get("jobs/:id/output", use: output)
     }
 
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {

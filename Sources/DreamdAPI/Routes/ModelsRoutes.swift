@@ -8,9 +8,9 @@ public struct ModelsRoutes: Sendable {
 
     public init(catalog: (any ModelCatalogSource)?) { self.catalog = catalog }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.get("models", use: list)
-        group.get("models/:slug", use: get)
+    public func register(on routes: ScopedRoutes) {
+        routes.read.get("models", use: list)
+        routes.read.get("models/:slug", use: get)
     }
 
     func source() throws -> any ModelCatalogSource {

@@ -17,14 +17,14 @@ public struct SchedulesRoutes: Sendable {
         self.registry = registry
     }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.post("schedules", use: create)
-        group.get("schedules", use: list)
-        group.get("schedules/:id", use: get)
-        group.patch("schedules/:id", use: update)
-        group.delete("schedules/:id", use: delete)
-        group.post("schedules/:id/trigger", use: trigger)
-        group.get("schedules/:id/preview", use: preview)
+    public func register(on routes: ScopedRoutes) {
+        routes.submit.post("schedules", use: create)
+        routes.read.get("schedules", use: list)
+        routes.read.get("schedules/:id", use: get)
+        routes.submit.patch("schedules/:id", use: update)
+        routes.submit.delete("schedules/:id", use: delete)
+        routes.submit.post("schedules/:id/trigger", use: trigger)
+        routes.read.get("schedules/:id/preview", use: preview)
     }
 
     @Sendable func create(_ request: Request, context: APIRequestContext) async throws -> Response {

@@ -28,14 +28,14 @@ public struct SubscriptionsRoutes: Sendable {
         self.settings = settings
     }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.post("subscriptions", use: create)
-        group.get("subscriptions", use: list)
-        group.get("subscriptions/:id", use: get)
-        group.patch("subscriptions/:id", use: update)
-        group.delete("subscriptions/:id", use: delete)
-        group.post("subscriptions/:id/rotate-secret", use: rotate)
-        group.post("subscriptions/:id/recover", use: recover)
+    public func register(on routes: ScopedRoutes) {
+        routes.admin.post("subscriptions", use: create)
+        routes.read.get("subscriptions", use: list)
+        routes.read.get("subscriptions/:id", use: get)
+        routes.admin.patch("subscriptions/:id", use: update)
+        routes.admin.delete("subscriptions/:id", use: delete)
+        routes.admin.post("subscriptions/:id/rotate-secret", use: rotate)
+        routes.admin.post("subscriptions/:id/recover", use: recover)
     }
 
     @Sendable func create(_ request: Request, context: APIRequestContext) async throws -> Response {

@@ -15,9 +15,9 @@ public struct UpstreamsRoutes: Sendable {
         self.pauses = pauses
     }
 
-    public func register(on group: RouterGroup<APIRequestContext>) {
-        group.get("upstreams", use: list)
-        group.post("upstreams/:name/resume", use: resume)
+    public func register(on routes: ScopedRoutes) {
+        routes.read.get("upstreams", use: list)
+        routes.admin.post("upstreams/:name/resume", use: resume)
     }
 
     /// The state of every upstream the daemon runs jobs on. Upstreams whose executor does not track

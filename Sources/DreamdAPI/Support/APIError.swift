@@ -33,6 +33,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.notFound, code: "not_found", message: message)
     }
 
+    /// 429 with `Retry-After: <seconds>`.
+    public static func rateLimited(_ message: String, retryAfter seconds: Int) -> APIError {
+        var error = APIError(.tooManyRequests, code: "rate_limited", message: message)
+        error.headers[.retryAfter] = "\(seconds)"
+        return error
+    }
+
     public static func invalid(_ error: ValidationError, code: String = "invalid_job") -> APIError {
         APIError(.unprocessableContent, code: code, message: error.description, details: ["field": .string(error.field)])
     }

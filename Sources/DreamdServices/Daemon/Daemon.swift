@@ -92,7 +92,8 @@ public struct Daemon: Sendable {
                 client: dreamlook,
                 pollSchedule: PollSchedule(first: configuration.pollInterval, cap: configuration.pollIntervalCap),
                 usesCallbacks: configuration.callbacksEnabled,
-                callbackPollCap: configuration.callbackPollIntervalCap
+                callbackPollCap: configuration.callbackPollIntervalCap,
+                authFaultDeadline: configuration.dreamlookAuthDeadline
             ),
             DreamGenExecutor(client: DreamGenClient(
                 baseURL: configuration.dreamgenBaseURL, apiKey: configuration.dreamgenAPIKey, httpClient: httpClient,
@@ -141,7 +142,11 @@ public struct Daemon: Sendable {
         let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
                                      registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() },
                                      webhooks: webhooks,
-                                     options: .init(catalog: dreamCatalog, bulkMaxBytes: configuration.bulkMaxBytes))
+                                     options: .init(catalog: dreamCatalog, bulkMaxBytes: configuration.bulkMaxBytes,
+                                                    authFailures: AddressRateLimiter(rate: configuration.authFailureRate,
+                                                                                     burst: configuration.authFailureBurst),
+                                                    callbackPolicy: .init(grace: configuration.callbackGrace,
+                                                                          maxCallbacks: configuration.callbackMaxPerToken)))
         let registry = metricsRegistry
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

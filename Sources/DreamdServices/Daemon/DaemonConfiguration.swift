@@ -52,6 +52,17 @@ public struct DaemonConfiguration: Sendable {
     /// Requests per second (and burst) each API key may make; 0 turns the limit off.
     public var apiRateLimit: Double
     public var apiRateBurst: Double
+    /// Failed authentications each client address may make per second (and burst) before its requests get
+    /// 429 without a database lookup (`DREAMD_AUTH_FAILURE_RATE`, default 0.5; `DREAMD_AUTH_FAILURE_BURST`, default 20).
+    public var authFailureRate: Double
+    public var authFailureBurst: Double
+    /// How long a running dreamlook job may meet 401/403 on its polls, from its creation, before it fails
+    /// (`DREAMD_DREAMLOOK_AUTH_DEADLINE`, default 48h).
+    public var dreamlookAuthDeadline: Duration
+    /// How long a callback token keeps working after its job is final (`DREAMD_CALLBACK_GRACE`, default 1h).
+    public var callbackGrace: Duration
+    /// How many callbacks one token may store (`DREAMD_CALLBACK_MAX_PER_TOKEN`, default 20).
+    public var callbackMaxPerToken: Int
     /// How long a graceful stop lets running steps finish before giving their leases back.
     public var drainTimeout: Duration
     /// How long one statement (or transaction) may go unanswered before its connection is given up.
@@ -190,6 +201,15 @@ public struct DaemonConfiguration: Sendable {
         }
         apiRateLimit = rateLimit
         apiRateBurst = Double(try reader.int("DREAMD_API_RATE_BURST", default: 100, in: 1...100_000))
+        let failureText = reader.string("DREAMD_AUTH_FAILURE_RATE") ?? "0.5"
+        guard let failureRate = Double(failureText), failureRate > 0 else {
+            throw ConfigurationError(key: "DREAMD_AUTH_FAILURE_RATE", message: "must be failed authentications per second (> 0), got \(failureText)")
+        }
+        authFailureRate = failureRate
+        authFailureBurst = Double(try reader.int("DREAMD_AUTH_FAILURE_BURST", default: 20, in: 1...100_000))
+        callbackGrace = try reader.duration("DREAMD_CALLBACK_GRACE", default: .seconds(3600))
+        dreamlookAuthDeadline = try reader.duration("DREAMD_DREAMLOOK_AUTH_DEADLINE", default: .seconds(48 * 3600))
+        callbackMaxPerToken = try reader.int("DREAMD_CALLBACK_MAX_PER_TOKEN", default: 20, in: 1...10_000)
         worker.drainTimeout = drainTimeout
         webhooks = try Self.webhookConfiguration(reader, idlePoll: worker.idlePollInterval)
     }
@@ -269,6 +289,10 @@ extension DaemonConfiguration {
             ("DREAMD_RETRY_BACKOFF_MAX", DurationParser.format(worker.retryBackoff.cap)),
             ("DREAMD_DRAIN_TIMEOUT", DurationParser.format(drainTimeout)),
             ("DREAMD_API_RATE_LIMIT", apiRateLimit == 0 ? "off" : "\(apiRateLimit)/s, burst \(Int(apiRateBurst))"),
+            ("DREAMD_AUTH_FAILURE_RATE", "\(authFailureRate)/s per address, burst \(Int(authFailureBurst))"),
+            ("DREAMD_CALLBACK_GRACE", DurationParser.format(callbackGrace)),
+            ("DREAMD_DREAMLOOK_AUTH_DEADLINE", DurationParser.format(dreamlookAuthDeadline)),
+            ("DREAMD_CALLBACK_MAX_PER_TOKEN", "\(callbackMaxPerToken)"),
             ("DREAMD_DB_MAX_CONNECTIONS", "\(databaseMaxConnections)"),
             ("DREAMD_DB_STATEMENT_TIMEOUT", DurationParser.format(statementTimeout)),
         ]

@@ -12,7 +12,7 @@ enum CompletionParams {
         guard model.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }), model.count <= 64 else {
             throw ValidationError(field: "params.model", message: "must be a DreamGen model id such as \(knownModels.sorted().joined(separator: ", "))")
         }
-        let input = try reader.requiredString("input")
+        let input = try reader.requiredString("input", maxBytes: .max)
         guard input.utf8.count <= 1_000_000 else { throw ValidationError(field: "params.input", message: "must be at most 1 MB") }
         if let sampling = params["sampling"], !sampling.isNull { try validateSampling(sampling) }
     }

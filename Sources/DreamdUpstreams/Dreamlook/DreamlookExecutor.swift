@@ -19,17 +19,25 @@ public struct DreamlookExecutor: JobExecutor {
     public let usesCallbacks: Bool
     /// How long a dry run waits for its callback before it fails.
     public let dryRunTimeout: Duration
+    /// How long after its creation a running job may keep meeting 401/403 on its polls before it fails
+    /// (`DREAMD_DREAMLOOK_AUTH_DEADLINE`, default 48 h: dreamlook's retention, after which its outputs are gone).
+    public let authFaultDeadline: Duration
+    /// Unhealthy while dreamlook refuses the key (401/403); cleared by the next answered call.
+    public let health: UpstreamHealth?
 
     public var kinds: [JobKind] { [.imageGen, .dreambooth, .dreamboothImageGen] }
     public var provider: String { DreamlookClient.provider }
 
     public init(client: DreamlookClient, pollSchedule: PollSchedule, usesCallbacks: Bool = false,
-                callbackPollCap: Duration = .seconds(600), dryRunTimeout: Duration = .seconds(600)) {
+                callbackPollCap: Duration = .seconds(600), dryRunTimeout: Duration = .seconds(600),
+                authFaultDeadline: Duration = .seconds(48 * 3600), health: UpstreamHealth? = UpstreamHealth(name: DreamlookClient.provider)) {
         self.client = client
         self.pollSchedule = pollSchedule
         self.usesCallbacks = usesCallbacks
         self.callbackPollCap = callbackPollCap
         self.dryRunTimeout = dryRunTimeout
+        self.authFaultDeadline = authFaultDeadline
+        self.health = health
     }
 
     public func validate(kind: JobKind, params: JSONValue) throws(ValidationError) {
@@ -51,11 +59,19 @@ public struct DreamlookExecutor: JobExecutor {
     }
 
     static func jobType(_ kind: JobKind) -> String { kind.rawValue }
+    /// What `UpstreamError.classify` calls a 401 and a 403.
+    static let authFaultCodes: Set<String> = ["upstream_unauthorized", "upstream_forbidden"]
     static func isDryRun(_ upstreamJobID: String?) -> Bool { upstreamJobID?.hasPrefix("TEST_") == true }
 
     // MARK: Submission
 
+    /// dreamlook echoes the request, callback URL included, in its job objects and error messages: every
+    /// outcome is stripped of callback tokens before it is recorded (`CallbackRedaction`).
     public func submit(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
+        CallbackRedaction.redact(await submitting(claimed, logger: logger))
+    }
+
+    func submitting(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
         let job = claimed.job
         let jobType = Self.jobType(job.kind)
         do {
@@ -100,6 +116,10 @@ public struct DreamlookExecutor: JobExecutor {
     // MARK: Polling
 
     public func poll(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
+        CallbackRedaction.redact(await polling(claimed, logger: logger))
+    }
+
+    func polling(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
         guard let upstreamJobID = claimed.upstreamJobID else {
             return .retry(JobError(code: "missing_upstream_job", message: "running job has no upstream job id"), retryAfter: nil)
         }
@@ -111,9 +131,21 @@ public struct DreamlookExecutor: JobExecutor {
         let backoff = Date().addingTimeInterval(nextPollDelay(afterPolls: claimed.pollCount + 1).seconds)
         do {
             let upstream = try await client.job(jobType: Self.jobType(claimed.job.kind), id: upstreamJobID, logger: logger)
+            health?.markHealthy()
             return outcome(of: upstream, upstreamJobID: upstreamJobID, nextCheck: earliest(backoff, overdueCheck(for: upstream)))
         } catch {
             switch error {
+            case .final(let code, _) where Self.authFaultCodes.contains(code):
+                // A key rotation or a transient auth fault must not fail a job that is paid for and running:
+                // the upstream turns unhealthy, polls go on backing off, and only the deadline fails the job.
+                health?.markUnhealthy(reason: error.description)
+                let age = Date().timeIntervalSince(claimed.job.createdAt)
+                guard age < authFaultDeadline.seconds else {
+                    return .failed(JobError(code: error.jobError.code,
+                                            message: "\(error.description); still refused \(DurationParser.format(authFaultDeadline)) after the job was created"),
+                                   upstreamState: nil)
+                }
+                return .running(upstreamJobID: upstreamJobID, upstreamState: nil, nextCheck: backoff, detail: ["poll_error": .string(error.description)])
             case .final:
                 return .failed(error.jobError, upstreamState: nil)
             case .retryable(_, _, let retryAfter):
@@ -170,7 +202,7 @@ public struct DreamlookExecutor: JobExecutor {
         if Self.isDryRun(upstreamJobID) {
             // dreamlook cannot be asked about a dry run; its callback carries dummy data and costs nothing.
             guard upstream.isFinished else { return .ignore(reason: "dry-run callback for an unfinished state") }
-            return .trust(outcome(of: upstream, upstreamJobID: upstreamJobID, nextCheck: Date()))
+            return .trust(CallbackRedaction.redact(outcome(of: upstream, upstreamJobID: upstreamJobID, nextCheck: Date())))
         }
         if let reported = upstream.jobID, reported != upstreamJobID {
             return .ignore(reason: "callback names upstream job \(reported), not \(upstreamJobID)")
