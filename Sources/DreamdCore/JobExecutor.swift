@@ -54,6 +54,9 @@ public protocol JobExecutor: Sendable {
     func poll(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome
     /// Whether submissions carry a callback URL (`ClaimedJob.callbackURL`).
     var usesCallbacks: Bool { get }
+    /// The JSON Schema of a `kind` job's `params`, as the OpenAPI document shows it: it says what
+    /// `validate(kind:params:)` checks, wherever JSON Schema can say it.
+    func paramsSchema(for kind: JobKind) -> JSONValue
     /// What to do with a callback received for `job`.
     func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision
     /// The trained checkpoints a job of `kind` with `params` runs on (refused or failed once they expired).
@@ -85,6 +88,7 @@ public struct CheckpointReference: Sendable, Hashable {
 
 extension JobExecutor {
     public var usesCallbacks: Bool { false }
+    public func paramsSchema(for kind: JobKind) -> JSONValue { JSONSchema.anyObject }
     public func referencedCheckpoints(kind: JobKind, params: JSONValue) -> [CheckpointReference] { [] }
     public func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision { .confirmByPolling }
     public func validateSubmission(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) {

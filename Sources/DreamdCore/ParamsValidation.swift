@@ -27,28 +27,30 @@ public struct ParamsReader: Sendable {
 
     func field(_ key: String) -> String { "\(path).\(key)" }
 
-    /// The longest string a field takes unless it says otherwise, in UTF-8 bytes: prompts, names and
+    /// The longest string a field takes unless it says otherwise, in Unicode code points (what JSON
+    /// Schema's `maxLength` counts, so the OpenAPI document states the same limit): prompts, names and
     /// URLs are far shorter; fields that carry data (base64 images, a completion's input) set their own.
-    public static let defaultMaxStringBytes = 65_536
+    public static let defaultMaxLength = 65_536
 
-    public func requiredString(_ key: String, nonEmpty: Bool = true, maxBytes: Int = defaultMaxStringBytes) throws(ValidationError) -> String {
+    public func requiredString(_ key: String, nonEmpty: Bool = true, maxLength: Int = defaultMaxLength) throws(ValidationError) -> String {
         guard let value = object[key], !value.isNull else { throw ValidationError(field: field(key), message: "is required") }
         guard let string = value.stringValue else { throw ValidationError(field: field(key), message: "must be a string, got \(value.typeName)") }
         if nonEmpty, string.isEmpty { throw ValidationError(field: field(key), message: "must not be empty") }
-        try checkLength(key, string, maxBytes: maxBytes)
+        try checkLength(key, string, maxLength: maxLength)
         return string
     }
 
-    public func optionalString(_ key: String, maxBytes: Int = defaultMaxStringBytes) throws(ValidationError) -> String? {
+    public func optionalString(_ key: String, maxLength: Int = defaultMaxLength) throws(ValidationError) -> String? {
         guard let value = object[key], !value.isNull else { return nil }
         guard let string = value.stringValue else { throw ValidationError(field: field(key), message: "must be a string, got \(value.typeName)") }
-        try checkLength(key, string, maxBytes: maxBytes)
+        try checkLength(key, string, maxLength: maxLength)
         return string
     }
 
-    private func checkLength(_ key: String, _ string: String, maxBytes: Int) throws(ValidationError) {
-        guard string.utf8.count <= maxBytes else {
-            throw ValidationError(field: field(key), message: "must be at most \(maxBytes) bytes, got \(string.utf8.count)")
+    private func checkLength(_ key: String, _ string: String, maxLength: Int) throws(ValidationError) {
+        let length = string.unicodeScalars.count
+        guard length <= maxLength else {
+            throw ValidationError(field: field(key), message: "must be at most \(maxLength) characters, got \(length)")
         }
     }
 

@@ -178,6 +178,7 @@ public struct SchedulesRoutes: Sendable {
 /// `create` checks the required ones.
 struct ScheduleBody: Sendable {
     static let allowedKeys: Set<String> = ["name", "cron", "timezone", "job", "overlap", "catch_up", "enabled"]
+    static let maxNameLength = 200
     static let templateKeys: Set<String> = ["kind", "params", "priority", "max_attempts", "metadata"]
     static let defaultTimeZone = (name: "UTC", zone: TimeZone.gmt)
     /// Paid jobs should not pile up behind a slow one: skip unless told otherwise.
@@ -201,7 +202,9 @@ struct ScheduleBody: Sendable {
         if let value = object["name"] {
             guard let text = value.stringValue else { throw Self.invalid("name", "must be a string, got \(value.typeName)") }
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard (1...200).contains(trimmed.count) else { throw Self.invalid("name", "must be 1 to 200 characters") }
+            guard !trimmed.isEmpty, text.unicodeScalars.count <= Self.maxNameLength else {
+                throw Self.invalid("name", "must be 1 to \(Self.maxNameLength) characters, not only spaces")
+            }
             name = trimmed
         }
         if let value = object["timezone"] {

@@ -48,7 +48,7 @@ struct SubscriptionInput: Sendable {
         }
         if let value = object["description"], !value.isNull {
             guard let text = value.stringValue else { throw Self.invalid("description", "must be a string") }
-            guard text.count <= Self.maxDescriptionLength else {
+            guard text.unicodeScalars.count <= Self.maxDescriptionLength else {
                 throw Self.invalid("description", "must be at most \(Self.maxDescriptionLength) characters")
             }
             description = text
@@ -66,7 +66,7 @@ struct SubscriptionInput: Sendable {
     /// An http(s) URL with a host and no credentials. A host written as an IP address is checked
     /// against the destination policy now; names are checked when each attempt resolves them.
     static func validateURL(_ text: String, policy: DestinationPolicy) throws -> String {
-        guard text.count <= maxURLLength else { throw invalid("url", "must be at most \(maxURLLength) characters") }
+        guard text.unicodeScalars.count <= maxURLLength else { throw invalid("url", "must be at most \(maxURLLength) characters") }
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
             throw invalid("url", "must be an absolute http or https URL")
         }

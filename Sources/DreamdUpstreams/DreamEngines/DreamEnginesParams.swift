@@ -114,7 +114,7 @@ public struct PredictParams: Sendable {
         guard let value, !value.isNull else { throw ValidationError(field: field, message: "is required: {\"base64\": PNG/JPEG} or {\"url\": ...}") }
         let reader = try ParamsReader(value, path: field)
         try reader.rejectUnknownKeys(allowed: ["base64", "url"])
-        let base64 = try reader.optionalString("base64", maxBytes: .max)
+        let base64 = try reader.optionalString("base64", maxLength: .max)
         let url = try reader.optionalString("url")
         switch (base64, url) {
         case (let text?, nil):

@@ -3,18 +3,25 @@ import DreamdCore
 /// Submit-time validation of `completion` params: `{"model", "input", "sampling": {...}}`, where `sampling`
 /// is DreamGen's `samplingParams` of kind `basic`.
 enum CompletionParams {
+    /// The longest `input`, in characters (the request body limit bounds it in bytes too).
+    static let maxInputLength = 1_000_000
     static let knownModels: Set<String> = ["opus-v1-sm", "opus-v1-lg", "opus-v1-xl"]
 
     static func validate(_ params: JSONValue) throws(ValidationError) {
         let reader = try ParamsReader(params, path: "params")
         try reader.rejectUnknownKeys(allowed: ["model", "input", "sampling"])
         let model = try reader.requiredString("model")
-        guard model.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }), model.count <= 64 else {
+        guard model.utf8.count <= 64, model.utf8.allSatisfy(Self.isModelIDByte) else {
             throw ValidationError(field: "params.model", message: "must be a DreamGen model id such as \(knownModels.sorted().joined(separator: ", "))")
         }
-        let input = try reader.requiredString("input", maxBytes: .max)
-        guard input.utf8.count <= 1_000_000 else { throw ValidationError(field: "params.input", message: "must be at most 1 MB") }
+        _ = try reader.requiredString("input", maxLength: maxInputLength)
         if let sampling = params["sampling"], !sampling.isNull { try validateSampling(sampling) }
+    }
+
+    /// `[a-z0-9.-]`: the characters of a DreamGen model id (the OpenAPI pattern says the same).
+    static func isModelIDByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
     }
 
     static func validateSampling(_ sampling: JSONValue) throws(ValidationError) {
