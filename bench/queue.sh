@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# bench/queue.sh — drains N no-op jobs through dreamd's own claim/execute/record path and, in the
-# same run and on the same PostgreSQL server, measures pgbench's simple-update TPS; prints both
-# and their ratio.
+# bench/queue.sh — the queue against its peers, side by side in one run, on one private PostgreSQL cluster:
+#   1. pgbench -N (simple-update), 8 clients, the server's baseline;
+#   2. pgqueuer (from PyPI, in a venv this script makes) draining N no-op jobs with batch 50;
+#   3. dreamd draining N no-op jobs through its own claim -> execute -> record path (audit and outbox on);
+#   4. dreamd again with one `job.*` webhook subscription, so the fan-out is in the path;
+#   5. (BEFORE_DIR set) the same as 3 with the build in BEFORE_DIR, for before/after figures;
+#   6. (INFLIGHT_JOBS > 0) INFLIGHT_JOBS jobs accepted upstream and left in flight: the daemon's peak RSS.
+# Ends with:  ratio: dreamd/pgqueuer = X.XX (dreamd D jobs/s, pgqueuer P jobs/s, pgbench T TPS)
 #
-#   bash bench/queue.sh [jobs=20000] [workers=2] [concurrency=32] [batch=32]
-#   BENCH_CONFIG=release bash bench/queue.sh     # optimised build (default: release)
+#   bash bench/queue.sh [jobs=200000] [workers=2] [concurrency=512] [batch=256]
+#   BENCH_CONFIG=debug bash bench/queue.sh         # default: release
+#   BEFORE_DIR=/path/to/old/checkout bash bench/queue.sh   # its .build-bench must hold a release QueueBench
+#   INFLIGHT_JOBS=100000 bash bench/queue.sh        # default 0 (skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
 
-JOBS=${1:-20000}; WORKERS=${2:-2}; CONCURRENCY=${3:-32}; BATCH=${4:-32}
+JOBS=${1:-200000}; WORKERS=${2:-2}; CONCURRENCY=${3:-512}; BATCH=${4:-256}
 CONFIG=${BENCH_CONFIG:-release}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-15}
+PGQUEUER_JOBS=${PGQUEUER_JOBS:-$JOBS}
+INFLIGHT_JOBS=${INFLIGHT_JOBS:-0}
+VENV=${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/dreamd-bench/venv}
 
 pg_ensure_installed
 DIR=$(mktemp -d /tmp/dreamd-bench-pg.XXXXXX)
 trap 'pg_destroy_private "$DIR" >/dev/null 2>&1 || true' EXIT
 pg_start_private "$DIR"
-pg_create_db dreamd_bench >/dev/null
-pg_create_db pgbench >/dev/null
+for db in dreamd_bench pgbench pgqueuer dreamd_before; do pg_create_db "$db" >/dev/null; done
 URL=$(pg_database_url dreamd_bench)
 
 echo "==> building ($CONFIG)"
@@ -29,19 +38,58 @@ swift build "${SCRATCH[@]}" -c "$CONFIG" --product QueueBench >&2
 BIN=$(swift build "${SCRATCH[@]}" -c "$CONFIG" --show-bin-path)
 DATABASE_URL="$URL" "$BIN/dreamd" migrate --migrations-dir migrations >/dev/null
 
-echo "==> dreamd queue: $JOBS no-op jobs"
-OUT=$("$BIN/QueueBench" "$URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH")
-echo "$OUT" | grep -v '^JOBS_PER_SECOND='
-JPS=$(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p')
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import pgqueuer, asyncpg' 2>/dev/null; then
+    echo "==> making a venv with pgqueuer (PyPI) in $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q pgqueuer asyncpg >&2
+fi
 
-echo "==> pgbench -N (simple-update), 8 clients, ${PGBENCH_SECONDS}s, same server"
+echo "==> $(nproc) cores, $("$PG_BIN/postgres" --version), $CONFIG build, pgqueuer $("$VENV/bin/python" -c 'import pgqueuer; print(pgqueuer.__version__)')"
+
+echo "==> pgbench -N (simple-update), 8 clients, ${PGBENCH_SECONDS}s"
 "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 10 -q pgbench >/dev/null 2>&1
 TPS=$("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -N -c 8 -j 2 -T "$PGBENCH_SECONDS" pgbench 2>/dev/null \
       | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 echo "pgbench: $TPS TPS"
-python3 - "$JPS" "$TPS" <<'PY'
+
+echo "==> pgqueuer: $PGQUEUER_JOBS no-op jobs, batch 50, 2 workers"
+OUT=$("$VENV/bin/python" bench/pgqueuer_drain.py "$(pg_database_url pgqueuer)" "$PGQUEUER_JOBS" 50 2)
+echo "$OUT" | grep -v '^PGQUEUER_JOBS_PER_SECOND='
+PQ=$(echo "$OUT" | sed -n 's/^PGQUEUER_JOBS_PER_SECOND=//p')
+
+echo "==> dreamd: $JOBS no-op jobs, $WORKERS workers x $CONCURRENCY, batch $BATCH"
+OUT=$("$BIN/QueueBench" "$URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 0)
+echo "$OUT" | grep -v '^[A-Z_]*='
+JPS=$(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p')
+
+echo "==> dreamd with one job.* webhook subscription: $JOBS no-op jobs"
+OUT=$("$BIN/QueueBench" "$URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 1)
+echo "$OUT" | grep -v '^[A-Z_]*='
+JPS_HOOK=$(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p')
+
+BEFORE=""
+if [[ -n "${BEFORE_DIR:-}" ]]; then
+    BEFORE_BIN=$(cd "$BEFORE_DIR" && swift build --scratch-path .build-bench -c release --show-bin-path)
+    BEFORE_URL=$(pg_database_url dreamd_before)
+    echo "==> before ($(git -C "$BEFORE_DIR" log -1 --format='%h %s' | cut -c1-60)): $JOBS no-op jobs"
+    DATABASE_URL="$BEFORE_URL" "$BEFORE_BIN/dreamd" migrate --migrations-dir "$BEFORE_DIR/migrations" >/dev/null
+    OUT=$("$BEFORE_BIN/QueueBench" "$BEFORE_URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 0)
+    echo "$OUT" | grep -v '^[A-Z_]*='
+    BEFORE=$(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p')
+fi
+
+if [[ "$INFLIGHT_JOBS" -gt 0 ]]; then
+    echo "==> dreamd: $INFLIGHT_JOBS jobs accepted upstream and left in flight"
+    OUT=$("$BIN/QueueBench" "$URL" "$INFLIGHT_JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 0 inflight)
+    echo "$OUT" | grep -v '^[A-Z_]*='
+fi
+
+python3 - "$JPS" "$PQ" "$TPS" "$JPS_HOOK" "$BEFORE" <<'PY'
 import sys
-jobs, tps = float(sys.argv[1]), float(sys.argv[2])
-print(f"ratio: dreamd drains {jobs:.0f} jobs/s = {jobs / tps:.2f} x pgbench simple-update TPS ({tps:.0f})")
-print("(each job is a claim share + one record transaction with its audit row; pgbench's TPS is one 3-statement transaction)")
+jobs, pq, tps, hook = (float(x) for x in sys.argv[1:5])
+before = sys.argv[5]
+print(f"with one job.* subscription: {hook:.0f} jobs/s ({hook / pq:.2f} x pgqueuer)")
+if before:
+    print(f"before/after: {float(before):.0f} -> {jobs:.0f} jobs/s ({jobs / float(before):.1f} x)")
+print(f"ratio: dreamd/pgqueuer = {jobs / pq:.2f} (dreamd {jobs:.0f} jobs/s, pgqueuer {pq:.0f} jobs/s, pgbench {tps:.0f} TPS)")
 PY

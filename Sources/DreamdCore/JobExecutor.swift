@@ -26,11 +26,16 @@ public struct ClaimedJob: Sendable, Hashable {
     public var pollCount: Int
     /// Where the upstream should POST when the job finishes (submissions of executors that use callbacks).
     public var callbackURL: String?
+    /// The fencing token of this claim: the job's `lease_epoch` as the claim set it. Heartbeats and outcome
+    /// writes match it, so once the lease was rescued (and perhaps claimed again, even by this process)
+    /// nothing this claim writes is accepted.
+    public var leaseEpoch: Int64
 
-    public init(job: Job, pollCount: Int, callbackURL: String? = nil) {
+    public init(job: Job, pollCount: Int, callbackURL: String? = nil, leaseEpoch: Int64 = 0) {
         self.job = job
         self.pollCount = pollCount
         self.callbackURL = callbackURL
+        self.leaseEpoch = leaseEpoch
     }
 }
 

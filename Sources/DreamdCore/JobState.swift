@@ -1,11 +1,18 @@
 /// The life-cycle state of a job.
 ///
 /// ```
-/// scheduled ──due──▶ queued ──claim──▶ submitting ──accepted──▶ running ──▶ succeeded | failed
-///     ▲                                   │                       │
-///     └──────── retryable failure ◀───────┴───────────────────────┘
+/// scheduled ──due──▶ queued ──claim──▶ submitting ──accepted──▶ running ──poll: final──▶ succeeded | failed
+///   │  ▲               ▲  ▲               │ │ │                    │ │
+///   │  │               │  └─ 402 deferral, lease rescue, release ──┘ │ └─ one step: succeeded | failed
+///   │  └───────────────┼──── retryable failure (backoff) ◀──────────┴─────── (submitting or running)
+///   └─ claim when due ─┼──▶ submitting
+///                      └──── a person in psql: running → queued, queued → scheduled
 /// any non-final state ──cancel──▶ cancelled
 /// ```
+///
+/// ``transitions`` is the one table of allowed moves: migration 0012 holds the same rows in
+/// `job_transitions`, and the `jobs_audit_update` trigger refuses any `UPDATE` (from dreamd or from a
+/// person in psql) that makes another move. Who makes each move is documented in docs/ARCHITECTURE.md.
 public enum JobState: String, Sendable, Codable, CaseIterable, Hashable {
     /// Waiting for its `run_at` (first run in the future, or a retry backing off).
     case scheduled
@@ -27,18 +34,33 @@ public enum JobState: String, Sendable, Codable, CaseIterable, Hashable {
         }
     }
 
-    /// Whether moving from `self` to `next` is allowed.
+    /// Every allowed change of state, `from → [to]`. A final state has none.
+    ///
+    /// - `scheduled → queued`: the scheduler's promotion of a due job (any worker's maintenance pass).
+    /// - `scheduled → submitting`: a claim that finds a due job before its promotion.
+    /// - `queued → submitting`: a worker's claim (counts an attempt).
+    /// - `queued → scheduled`: a person moving a job's `run_at` into the future (psql).
+    /// - `submitting → running`: the upstream accepted the submission (the step's outcome).
+    /// - `submitting → succeeded | failed`: a one-step upstream (Dream Engines rollouts) or a refusal.
+    /// - `submitting → scheduled`: a retryable failure backing off.
+    /// - `submitting → queued`: a 402 deferral (the attempt given back), a lease rescue, a release on shutdown.
+    /// - `running → succeeded | failed`: a poll (or a trusted callback) found the upstream job final.
+    /// - `running → scheduled`: a retryable failure of a poll that restarts the job.
+    /// - `running → queued`: a person putting a job back (psql); the rescuer keeps polls `running`.
+    /// - any non-final state `→ cancelled`: `POST /v1/jobs/{id}/cancel`, or a person in psql.
+    public static let transitions: [JobState: Set<JobState>] = [
+        .scheduled: [.queued, .submitting, .cancelled],
+        .queued: [.submitting, .scheduled, .cancelled],
+        .submitting: [.running, .scheduled, .queued, .succeeded, .failed, .cancelled],
+        .running: [.succeeded, .failed, .scheduled, .queued, .cancelled],
+        .succeeded: [],
+        .failed: [],
+        .cancelled: [],
+    ]
+
+    /// Whether moving from `self` to `next` is allowed (a move to the same state is not a move).
     public func canTransition(to next: JobState) -> Bool {
-        if isFinal { return false }
-        switch (self, next) {
-        case (_, .cancelled): return true
-        case (.scheduled, .queued), (.scheduled, .submitting): return true
-        case (.queued, .submitting), (.queued, .scheduled): return true
-        case (.submitting, .running), (.submitting, .scheduled), (.submitting, .queued),
-             (.submitting, .succeeded), (.submitting, .failed): return true
-        case (.running, .succeeded), (.running, .failed), (.running, .scheduled), (.running, .queued): return true
-        default: return false
-        }
+        Self.transitions[self]?.contains(next) ?? false
     }
 
     /// The states a job can be cancelled from.

@@ -132,13 +132,14 @@ public struct CallbackStore: Sendable {
     /// recorded through the ordinary `JobStore.record` path. Returns the claimed job or `nil`.
     public func claimForCallback(jobID: UUID, owner: String) async throws -> ClaimedJob? {
         let rows = try await client.rows("""
-            UPDATE jobs SET lease_owner = \(owner), lease_expires_at = now() + interval '30 seconds'
+            UPDATE jobs SET lease_owner = \(owner), lease_expires_at = now() + interval '30 seconds',
+                lease_epoch = lease_epoch + 1
             WHERE id = \(jobID) AND state = 'running' AND lease_owner IS NULL
             RETURNING \(unescaped: JobColumns.list())
             """, logger: logger).rows
         return try rows.first.map { row in
             let decoded = try JobRow(row)
-            return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount)
+            return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount, leaseEpoch: decoded.leaseEpoch)
         }
     }
 

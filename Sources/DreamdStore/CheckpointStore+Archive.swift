@@ -16,6 +16,10 @@ public struct ArchiveTask: Sendable, Hashable {
     /// The dreamlook job that trained it (`GET /jobs/<jobType>/<upstreamJobID>` renders a fresh URL).
     public var jobType: String
     public var upstreamJobID: String?
+    /// The claim's fencing token (`checkpoints.archive_lease_epoch` as the claim set it): renewals and
+    /// results are accepted only while it matches, so an archiver whose lease ran out and was claimed
+    /// again (by anyone, itself included) can record nothing.
+    public var leaseEpoch: Int64 = 0
 }
 
 /// The archiver's side of the store: claims with a lease (`FOR UPDATE SKIP LOCKED`), so one daemon
@@ -35,30 +39,31 @@ extension CheckpointStore {
                 ORDER BY expires_at, id LIMIT \(limit) FOR UPDATE SKIP LOCKED
             )
             UPDATE checkpoints c SET archive_state = 'archiving', archive_attempts = c.archive_attempts + 1,
-                archive_lease_owner = \(owner),
+                archive_lease_owner = \(owner), archive_lease_epoch = c.archive_lease_epoch + 1,
                 archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond',
                 audit_actor = 'archiver', audit_detail = \(detail)::jsonb
             FROM due, jobs j
             WHERE c.id = due.id AND j.id = c.job_id
             RETURNING c.id, c.upstream_checkpoint_id, c.url, c.file_format, c.size_bytes, c.archive_attempts, c.expires_at,
-                      j.kind, j.upstream_job_id
+                      j.kind, j.upstream_job_id, c.archive_lease_epoch
             """, logger: logger).rows
         return try rows.map { row in
             let c = row.makeRandomAccess()
             return ArchiveTask(
                 id: try c[0].decode(UUID.self), upstreamCheckpointID: try c[1].decode(String.self), url: try c[2].decode(String?.self),
                 fileFormat: try c[3].decode(String?.self), sizeBytes: try c[4].decode(Int64?.self), attempts: try c[5].decode(Int.self),
-                expiresAt: try c[6].decode(Date.self), jobType: try c[7].decode(String.self), upstreamJobID: try c[8].decode(String?.self)
+                expiresAt: try c[6].decode(Date.self), jobType: try c[7].decode(String.self), upstreamJobID: try c[8].decode(String?.self),
+                leaseEpoch: try c[9].decode(Int64.self)
             )
         }
     }
 
-    /// Renews `owner`'s lease on an archive. Returns whether it still holds it.
+    /// Renews the lease of the claim whose token is `epoch`. Returns whether it still holds it.
     @discardableResult
-    public func renewArchiveLease(id: UUID, owner: String, leaseDuration: Duration) async throws -> Bool {
+    public func renewArchiveLease(id: UUID, epoch: Int64, owner: String, leaseDuration: Duration) async throws -> Bool {
         let rows = try await client.rows("""
             UPDATE checkpoints SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
-            WHERE id = \(id) AND archive_lease_owner = \(owner) AND archive_state = 'archiving'
+            WHERE id = \(id) AND archive_lease_epoch = \(epoch) AND archive_lease_owner = \(owner) AND archive_state = 'archiving'
             RETURNING id
             """, logger: logger).rows
         return !rows.isEmpty
@@ -71,14 +76,14 @@ extension CheckpointStore {
 
     /// Records a finished archive (`checkpoint.archived` goes out with it). Returns false if the lease was lost.
     @discardableResult
-    public func completeArchive(id: UUID, owner: String, path: String, bytes: Int64, sha256: String) async throws -> Bool {
+    public func completeArchive(id: UUID, epoch: Int64, owner: String, path: String, bytes: Int64, sha256: String) async throws -> Bool {
         let detail = try DreamdJSON.string(["path": .string(path), "bytes": .number(Double(bytes)), "sha256": .string(sha256)] as JSONValue)
         let rows = try await client.rows("""
             UPDATE checkpoints SET archive_state = 'archived', archived_path = \(path), archived_bytes = \(bytes),
                 archived_sha256 = \(sha256), archive_error = NULL, archived_at = now(),
                 archive_lease_owner = NULL, archive_lease_expires_at = NULL, archive_next_attempt_at = NULL,
                 audit_actor = 'archiver', audit_detail = \(detail)::jsonb
-            WHERE id = \(id) AND archive_lease_owner = \(owner)
+            WHERE id = \(id) AND archive_lease_epoch = \(epoch) AND archive_lease_owner = \(owner)
             RETURNING id
             """, logger: logger).rows
         return !rows.isEmpty
@@ -86,7 +91,7 @@ extension CheckpointStore {
 
     /// Records a failed attempt: `pending` again at `retryAt`, or `failed` for good when `final` or when the
     /// checkpoint expires before the retry (the error then says so).
-    public func failArchive(id: UUID, owner: String, error: String, retryAt: Date, final: Bool) async throws {
+    public func failArchive(id: UUID, epoch: Int64, owner: String, error: String, retryAt: Date, final: Bool) async throws {
         let detail = try DreamdJSON.string(["error": .string(error)] as JSONValue)
         try await client.rows("""
             UPDATE checkpoints SET
@@ -97,7 +102,7 @@ extension CheckpointStore {
                 archive_next_attempt_at = \(retryAt),
                 archive_lease_owner = NULL, archive_lease_expires_at = NULL,
                 audit_actor = 'archiver', audit_detail = \(detail)::jsonb
-            WHERE id = \(id) AND archive_lease_owner = \(owner)
+            WHERE id = \(id) AND archive_lease_epoch = \(epoch) AND archive_lease_owner = \(owner)
             """, logger: logger)
     }
 

@@ -99,9 +99,13 @@ public struct ClaimedDelivery: Sendable, Hashable {
     /// Secrets that sign this attempt: the current one first, then the previous one while it overlaps.
     /// Never log these.
     public var secrets: [String]
+    /// The claim's fencing token (`deliveries.lease_epoch` as the claim set it): the attempt is recorded
+    /// only while it still matches, so a claim whose lease was rescued can record nothing.
+    public var leaseEpoch: Int64
 
     public init(id: UUID, eventID: UUID, subscriptionID: UUID, eventType: String, previousAttempts: Int, url: String,
-                payload: String, secrets: [String]) {
+                payload: String, secrets: [String], leaseEpoch: Int64 = 0) {
+        self.leaseEpoch = leaseEpoch
         self.id = id
         self.eventID = eventID
         self.subscriptionID = subscriptionID

@@ -42,18 +42,19 @@ extension DeliveryStore {
             )
             UPDATE deliveries d SET
                 state = 'delivering', next_attempt_at = NULL, lease_owner = \(owner),
-                lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond', updated_at = now()
+                lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond', updated_at = now(),
+                lease_epoch = d.lease_epoch + 1
             FROM chosen, events e, subscriptions s
             WHERE d.id = chosen.id AND e.id = d.event_id AND s.id = d.subscription_id
             RETURNING d.id, d.event_id, d.subscription_id, d.event_type, d.attempts, s.url, e.payload::text, s.secret,
-                      CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+                      CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END, d.lease_epoch
             """, logger: logger)
         var claimed: [ClaimedDelivery] = []
-        for (id, eventID, subscriptionID, type, attempts, url, payload, secret, previous)
-            in try rows.decode((UUID, UUID, UUID, String, Int, String, String, String, String?).self) {
+        for (id, eventID, subscriptionID, type, attempts, url, payload, secret, previous, epoch)
+            in try rows.decode((UUID, UUID, UUID, String, Int, String, String, String, String?, Int64).self) {
             claimed.append(ClaimedDelivery(
                 id: id, eventID: eventID, subscriptionID: subscriptionID, eventType: type, previousAttempts: attempts,
-                url: url, payload: payload, secrets: [secret] + (previous.map { [$0] } ?? [])
+                url: url, payload: payload, secrets: [secret] + (previous.map { [$0] } ?? []), leaseEpoch: epoch
             ))
         }
         return claimed
@@ -99,7 +100,8 @@ extension DeliveryStore {
         public var disabledSubscription: String?
     }
 
-    /// Records an attempt and its consequence, if `owner` still holds the lease: the attempt row,
+    /// Records an attempt and its consequence, if the claim still holds the lease (its epoch matches;
+    /// `owner` is no longer part of the guard): the attempt row,
     /// the delivery's new state, and the subscription's health (`last_success_at`, `failing_since`,
     /// disabling after 410 or after failing for `disableAfter` with no success), in one statement.
     @discardableResult
@@ -151,7 +153,7 @@ extension DeliveryStore {
         var binds = PostgresBindings()
         binds.append(claimed.id)                 // $1
         binds.append(claimed.subscriptionID)     // $2
-        binds.append(owner)                      // $3
+        binds.append(owner)                      // $3 (not read any more: the guard is the epoch, $14)
         binds.append(state.rawValue)             // $4
         binds.append(retryMillis)                // $5
         binds.append(attempt.statusCode)         // $6
@@ -163,6 +165,7 @@ extension DeliveryStore {
         // $12 and $13 are always bound with a type: a variant that does not use them must not leave an untyped NULL.
         if case .failedAndDisable(let reason) = decision { binds.append(reason) } else { binds.append("") } // $12
         binds.append(disableAfterMillis)         // $13
+        binds.append(claimed.leaseEpoch)         // $14
         let sql = """
             WITH d AS (
                 UPDATE deliveries SET
@@ -172,7 +175,7 @@ extension DeliveryStore {
                     last_status = $6, last_error = CASE WHEN $4 = 'succeeded' THEN NULL ELSE $7 END,
                     delivered_at = CASE WHEN $4 = 'succeeded' THEN now() END,
                     updated_at = now()
-                WHERE id = $1 AND lease_owner = $3 AND state = 'delivering'
+                WHERE id = $1 AND lease_epoch = $14 AND state = 'delivering'
                 RETURNING id, attempts
             ),
             a AS (
@@ -208,7 +211,7 @@ extension DeliveryStore {
         let rows = try await client.rows("""
             WITH expired AS (
                 UPDATE deliveries SET state = 'pending', next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-                    updated_at = now()
+                    updated_at = now(), lease_epoch = lease_epoch + 1
                 WHERE id IN (
                     SELECT id FROM deliveries WHERE state = 'delivering' AND lease_expires_at < now()
                     LIMIT \(limit) FOR UPDATE SKIP LOCKED

@@ -5,7 +5,7 @@ import PostgresNIO
 /// The columns every job query selects, in the order `JobRow.decode` reads them.
 enum JobColumns {
     /// How many columns `list` selects (a query may add its own after them).
-    static let count = 22
+    static let count = 23
 
     static func list(_ alias: String = "") -> String {
         let p = alias.isEmpty ? "" : "\(alias)."
@@ -13,7 +13,7 @@ enum JobColumns {
             \(p)id, \(p)kind, \(p)state, \(p)params::text, \(p)result::text, \(p)error::text, \(p)attempt, \
             \(p)max_attempts, \(p)priority, \(p)run_at, \(p)created_at, \(p)updated_at, \(p)finished_at, \
             \(p)upstream_provider, \(p)upstream_job_id, \(p)upstream_state, \(p)cost_usd::float8, \(p)schedule_id, \
-            \(p)metadata::text, \(p)poll_count, \(p)request_hash, \(p)progress::text
+            \(p)metadata::text, \(p)poll_count, \(p)request_hash, \(p)progress::text, \(p)lease_epoch
             """
     }
 }
@@ -23,6 +23,8 @@ struct JobRow: Sendable {
     var job: Job
     var pollCount: Int
     var requestHash: String?
+    /// The fencing token of the job's current lease (see `ClaimedJob.leaseEpoch`).
+    var leaseEpoch: Int64
 
     init(_ row: PostgresRow) throws {
         let cells = row.makeRandomAccess()
@@ -61,6 +63,7 @@ struct JobRow: Sendable {
         )
         pollCount = try cells[19].decode(Int.self)
         requestHash = try cells[20].decode(String?.self)
+        leaseEpoch = try cells[22].decode(Int64.self)
     }
 }
 
@@ -68,11 +71,14 @@ struct JobRow: Sendable {
 public enum JobStoreError: Error, CustomStringConvertible {
     case corruptRow(String)
     case invalidCursor
+    /// A batched outcome write did not answer for this job (it was not in the statement's result).
+    case outcomeNotRecorded(UUID)
 
     public var description: String {
         switch self {
         case .corruptRow(let why): "corrupt jobs row: \(why)"
         case .invalidCursor: "invalid cursor"
+        case .outcomeNotRecorded(let id): "the outcome of job \(id) was not recorded"
         }
     }
 }

@@ -3,169 +3,156 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The queue side of the store: claiming with `FOR UPDATE SKIP LOCKED`, leases, heartbeats,
-/// recording step outcomes, promoting due jobs and rescuing work of crashed processes.
+/// The queue side of the store: claiming with `FOR UPDATE SKIP LOCKED`, fenced leases, heartbeats,
+/// recording step outcomes (one or many per statement), promoting due jobs and rescuing work of crashed
+/// processes.
 ///
-/// Each operation is one statement, so one round trip and one implicit transaction; the `jobs_write`
-/// trigger adds the audit row and any outbox event inside it, with the actor the statement names.
+/// Each operation is one statement, so one round trip and one implicit transaction; the statement-level
+/// triggers of migration 0012 add the audit rows, outbox events and webhook deliveries inside it, with the
+/// actor the statement names, and refuse any move the job state machine does not allow.
 extension JobStore {
     /// Claims up to `limit` due jobs of `kinds` for `owner`, by priority then `run_at`.
     ///
     /// A `queued` job moves to `submitting` and its attempt counts up; a `running` job (due for a poll)
-    /// keeps its state. Either way the claim holds a lease until `leaseDuration` from now.
+    /// keeps its state. Either way the claim holds a lease until `leaseDuration` from now, and its
+    /// `leaseEpoch` is the fencing token every later write of this claim must match.
     public func claim(kinds: [JobKind], limit: Int, owner: String, leaseDuration: Duration) async throws -> [ClaimedJob] {
         guard limit > 0, !kinds.isEmpty else { return [] }
-        let detail = try DreamdJSON.string(["owner": JSONValue.string(owner)])
-        let rows = try await client.rows("""
-            WITH due AS (
-                SELECT id FROM jobs
-                WHERE state IN ('queued', 'running') AND run_at <= now()
-                  AND lease_owner IS NULL AND kind = ANY(\(kinds.map(\.rawValue))::text[])
-                ORDER BY priority, run_at, id
-                LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE jobs j SET
-                state = CASE WHEN j.state = 'queued' THEN 'submitting' ELSE j.state END,
-                attempt = CASE WHEN j.state = 'queued' THEN j.attempt + 1 ELSE j.attempt END,
-                lease_owner = \(owner),
-                lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond',
-                audit_actor = 'worker', audit_detail = \(detail)::jsonb
-            FROM due WHERE j.id = due.id
-            RETURNING \(unescaped: JobColumns.list("j"))
-            """, logger: logger).rows
+        let rows = try await client.prepared(JobQueueStatements.Claim(
+            kinds: kinds.map(\.rawValue), limit: limit, owner: owner, leaseMillis: Self.millis(leaseDuration)), logger: logger)
         return try rows.map { row in
             let decoded = try JobRow(row)
-            return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount)
+            return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount, leaseEpoch: decoded.leaseEpoch)
         }.sorted { ($0.job.priority, $0.job.runAt) < ($1.job.priority, $1.job.runAt) }
     }
 
-    /// Renews the leases `owner` holds on `ids`. Returns the ids whose lease was renewed.
+    /// Renews the leases of the given claims, each only while its epoch still matches. Returns the ids
+    /// whose lease was renewed; a missing id means that claim lost its lease (rescued, released, cancelled).
     @discardableResult
-    public func heartbeat(ids: [UUID], owner: String, leaseDuration: Duration) async throws -> Set<UUID> {
-        guard !ids.isEmpty else { return [] }
-        let rows = try await client.rows("""
-            UPDATE jobs SET lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond'
-            WHERE id = ANY(\(ids)::uuid[]) AND lease_owner = \(owner)
-            RETURNING id
-            """, logger: logger)
-        var renewed: Set<UUID> = []
-        for id in try rows.decode(UUID.self) { renewed.insert(id) }
-        return renewed
+    public func heartbeat(leases: [JobLease], leaseDuration: Duration) async throws -> Set<UUID> {
+        guard !leases.isEmpty else { return [] }
+        let renewed = try await client.prepared(JobQueueStatements.Heartbeat(
+            ids: leases.map(\.id), epochs: leases.map(\.epoch), leaseMillis: Self.millis(leaseDuration)), logger: logger)
+        return Set(renewed)
     }
 
-    /// Records what one step of a claimed job found, if `owner` still holds its lease.
+    /// The write that records `outcome` for `claimed` (see ``recordBatch(_:)``).
     ///
-    /// Returns the job as stored, or `nil` when the lease was lost (the job was cancelled or taken over).
-    @discardableResult
-    public func record(
-        _ outcome: StepOutcome, for claimed: ClaimedJob, provider: String, owner: String,
-        backoff: BackoffPolicy, actor: Actor = .worker
-    ) async throws -> Job? {
-        let id = claimed.job.id
-        let rows: [PostgresRow]
+    /// A `.retry` past the job's last attempt becomes a failure with the last error; a `.succeeded` that
+    /// carries checkpoints cannot be batched (``record(_:for:provider:owner:backoff:actor:)`` writes it).
+    public func outcomeWrite(
+        _ outcome: StepOutcome, for claimed: ClaimedJob, provider: String, backoff: BackoffPolicy, actor: Actor = .worker
+    ) throws -> OutcomeWrite {
+        var write = OutcomeWrite(id: claimed.job.id, epoch: claimed.leaseEpoch, op: "", actor: actor.rawValue, detail: "{}")
         switch outcome {
         case .running(let upstreamJobID, let upstreamState, let nextCheck, let detail):
             var audit: [String: JSONValue] = ["upstream_job_id": .string(upstreamJobID)]
             if let upstreamState { audit["upstream_state"] = .string(upstreamState) }
             if let detail { audit["detail"] = detail }
-            rows = try await client.rows("""
-                UPDATE jobs SET state = 'running', upstream_provider = \(provider),
-                    upstream_job_id = \(upstreamJobID), upstream_state = COALESCE(\(upstreamState), upstream_state),
-                    poll_count = CASE WHEN state = 'running' THEN poll_count + 1 ELSE 0 END,
-                    run_at = \(nextCheck), lease_owner = NULL, lease_expires_at = NULL,
-                    audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(JSONValue.object(audit)))::jsonb
-                WHERE id = \(id) AND lease_owner = \(owner)
-                RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).rows
-        case .succeeded(let result, let cost, let upstreamState, let checkpoints):
-            let audit: JSONValue = ["upstream_state": upstreamState.map(JSONValue.string) ?? .null]
-            let update: PostgresQuery = """
-                UPDATE jobs SET state = 'succeeded', result = \(try DreamdJSON.string(result))::jsonb, error = NULL,
-                    cost_usd = \(cost), upstream_state = COALESCE(\(upstreamState), upstream_state),
-                    audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
-                WHERE id = \(id) AND lease_owner = \(owner)
-                RETURNING \(unescaped: JobColumns.list())
-                """
-            if checkpoints.isEmpty {
-                rows = try await client.rows(update, logger: logger).rows
-            } else {
-                // The job and the checkpoints it trained are recorded together.
-                rows = try await client.transaction(logger: logger) { connection in
-                    let updated = try await connection.query(update, logger: logger).collect()
-                    if !updated.isEmpty {
-                        for checkpoint in checkpoints {
-                            try await insertCheckpoint(checkpoint, jobID: id, on: connection)
-                        }
-                    }
-                    return updated
-                }
-            }
+            write.op = "running"
+            write.provider = provider
+            write.upstreamJobID = upstreamJobID
+            write.upstreamState = upstreamState ?? ""
+            write.runAt = DreamdJSON.formatDate(nextCheck)
+            write.detail = try DreamdJSON.string(JSONValue.object(audit))
+        case .succeeded(let result, let cost, let upstreamState, _):
+            write.op = "succeeded"
+            write.result = try DreamdJSON.string(result)
+            write.cost = cost.map { String($0) } ?? ""
+            write.upstreamState = upstreamState ?? ""
+            write.detail = try DreamdJSON.string(["upstream_state": upstreamState.map(JSONValue.string) ?? .null] as JSONValue)
         case .failed(let error, let upstreamState):
-            rows = try await fail(id: id, owner: owner, error: error, upstreamState: upstreamState, actor: actor)
+            write.op = "failed"
+            write.error = try DreamdJSON.string(error)
+            write.upstreamState = upstreamState ?? ""
+            write.detail = try DreamdJSON.string(["error": try DreamdJSON.value(error)] as JSONValue)
         case .retry(let error, let retryAfter):
             if claimed.job.attempt >= claimed.job.maxAttempts {
                 let exhausted = JobError(code: error.code, message: "\(error.message) (gave up after \(claimed.job.attempt) attempts)")
-                rows = try await fail(id: id, owner: owner, error: exhausted, upstreamState: nil, actor: actor)
+                write.op = "failed"
+                write.error = try DreamdJSON.string(exhausted)
+                write.detail = try DreamdJSON.string(["error": try DreamdJSON.value(exhausted)] as JSONValue)
             } else {
                 let backoffDelay = backoff.delay(afterAttempt: claimed.job.attempt)
                 let delay = retryAfter.map { max($0, backoffDelay / 4) } ?? backoffDelay
-                let audit: JSONValue = [
+                write.op = "retry"
+                write.error = try DreamdJSON.string(error)
+                write.delayMillis = Self.millis(delay)
+                write.detail = try DreamdJSON.string([
                     "attempt": .number(Double(claimed.job.attempt)),
                     "error": try DreamdJSON.value(error),
                     "retry_in_ms": .number(Double(Self.millis(delay))),
-                ]
-                rows = try await client.rows("""
-                    UPDATE jobs SET state = 'scheduled', error = \(try DreamdJSON.string(error))::jsonb,
-                        run_at = now() + \(Self.millis(delay)) * interval '1 millisecond',
-                        upstream_job_id = NULL, upstream_state = NULL, poll_count = 0,
-                        lease_owner = NULL, lease_expires_at = NULL,
-                        audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
-                    WHERE id = \(id) AND lease_owner = \(owner)
-                    RETURNING \(unescaped: JobColumns.list())
-                    """, logger: logger).rows
+                ] as JSONValue)
             }
         case .deferred(let until, let reason):
             // Not the job's fault: back to waiting, and the attempt the claim counted is given back.
             var audit: [String: JSONValue] = ["deferred": try DreamdJSON.value(reason)]
             if let until { audit["until"] = .string(DreamdJSON.formatDate(until)) }
-            rows = try await client.rows("""
-                UPDATE jobs SET
-                    state = CASE WHEN state <> 'submitting' THEN state
-                                 WHEN \(until)::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
-                    attempt = CASE WHEN state = 'submitting' THEN greatest(attempt - 1, 0) ELSE attempt END,
-                    run_at = COALESCE(\(until)::timestamptz, run_at),
-                    error = \(try DreamdJSON.string(reason))::jsonb,
-                    lease_owner = NULL, lease_expires_at = NULL,
-                    audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(JSONValue.object(audit)))::jsonb
-                WHERE id = \(id) AND lease_owner = \(owner)
-                RETURNING \(unescaped: JobColumns.list())
-                """, logger: logger).rows
+            write.op = "deferred"
+            write.error = try DreamdJSON.string(reason)
+            write.runAt = until.map(DreamdJSON.formatDate) ?? ""
+            write.detail = try DreamdJSON.string(JSONValue.object(audit))
+        }
+        return write
+    }
+
+    /// Records many outcomes in one statement (`UPDATE ... FROM unnest(...)`, prepared), each only if its
+    /// claim's epoch still matches and its lease is live. Returns the new state of every job recorded; a job
+    /// missing from the answer was not recorded (its lease was lost: cancelled, rescued or taken over).
+    public func recordBatch(_ writes: [OutcomeWrite]) async throws -> [UUID: JobState] {
+        guard !writes.isEmpty else { return [:] }
+        var states: [UUID: JobState] = [:]
+        for (id, state) in try await client.prepared(JobQueueStatements.RecordBatch(writes: writes), logger: logger) {
+            states[id] = JobState(rawValue: state)
+        }
+        return states
+    }
+
+    /// Records what one step of a claimed job found, if the claim still holds its lease (its epoch matches).
+    ///
+    /// Returns the job as stored, or `nil` when the lease was lost (the job was cancelled or taken over).
+    /// `owner` is no longer part of the guard: the fencing token is `claimed.leaseEpoch`. The worker records
+    /// through its batch completer instead; this one-job path serves callbacks, checkpoints and tests.
+    @discardableResult
+    public func record(
+        _ outcome: StepOutcome, for claimed: ClaimedJob, provider: String, owner: String,
+        backoff: BackoffPolicy, actor: Actor = .worker
+    ) async throws -> Job? {
+        let write = try outcomeWrite(outcome, for: claimed, provider: provider, backoff: backoff, actor: actor)
+        let update = PostgresQuery(
+            unsafeSQL: JobQueueStatements.outcomeUpdate + "\nRETURNING \(JobColumns.list("j"))",
+            binds: OutcomeWrite.bindings([write]))
+        let rows: [PostgresRow]
+        if case .succeeded(_, _, _, let checkpoints) = outcome, !checkpoints.isEmpty {
+            // The job and the checkpoints it trained are recorded together.
+            let id = claimed.job.id
+            rows = try await client.transaction(logger: logger) { connection in
+                let updated = try await connection.query(update, logger: logger).collect()
+                if !updated.isEmpty {
+                    for checkpoint in checkpoints {
+                        try await insertCheckpoint(checkpoint, jobID: id, on: connection)
+                    }
+                }
+                return updated
+            }
+        } else {
+            rows = try await client.rows(update, logger: logger).rows
         }
         return try rows.first.map { try JobRow($0).job }
     }
 
-    private func fail(id: UUID, owner: String, error: JobError, upstreamState: String?, actor: Actor) async throws -> [PostgresRow] {
-        let audit: JSONValue = ["error": try DreamdJSON.value(error)]
-        return try await client.rows("""
-            UPDATE jobs SET state = 'failed', error = \(try DreamdJSON.string(error))::jsonb,
-                upstream_state = COALESCE(\(upstreamState), upstream_state),
-                audit_actor = \(actor.rawValue), audit_detail = \(try DreamdJSON.string(audit))::jsonb
-            WHERE id = \(id) AND lease_owner = \(owner)
-            RETURNING \(unescaped: JobColumns.list())
-            """, logger: logger).rows
-    }
-
-    /// Gives back the leases `owner` holds without recording an outcome (graceful drain): a job that was
+    /// Gives back the given claims' leases without recording an outcome (graceful drain): a job that was
     /// being submitted goes back to `queued` and keeps its attempt count, so its next attempt first looks
-    /// for the submission upstream; a running job is polled again.
-    public func release(ids: [UUID], owner: String) async throws {
-        guard !ids.isEmpty else { return }
+    /// for the submission upstream; a running job is polled again. The epoch moves on, so the released
+    /// claims can write nothing more.
+    public func release(leases: [JobLease]) async throws {
+        guard !leases.isEmpty else { return }
         try await client.rows("""
-            UPDATE jobs SET state = CASE WHEN state = 'submitting' THEN 'queued' ELSE state END,
-                lease_owner = NULL, lease_expires_at = NULL,
+            UPDATE jobs j SET state = CASE WHEN j.state = 'submitting' THEN 'queued' ELSE j.state END,
+                lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'worker', audit_detail = '{"reason": "released on shutdown"}'::jsonb
-            WHERE id = ANY(\(ids)::uuid[]) AND lease_owner = \(owner)
+            FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
+            WHERE j.id = l.id AND j.lease_epoch = l.epoch AND j.lease_expires_at IS NOT NULL
             """, logger: logger)
     }
 
@@ -202,7 +189,7 @@ extension JobStore {
                     WHEN j.state = 'submitting' THEN 'queued'
                     ELSE j.state END,
                 error = CASE WHEN j.state = 'submitting' AND j.attempt >= j.max_attempts THEN \(error)::jsonb ELSE j.error END,
-                lease_owner = NULL, lease_expires_at = NULL,
+                lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'rescuer', audit_detail = jsonb_build_object('reason', 'lease expired', 'owner', j.lease_owner)
             FROM expired WHERE j.id = expired.id
             RETURNING j.id

@@ -163,12 +163,12 @@ public struct JobStore: Sendable {
         return (jobs, next)
     }
 
-    /// Publishes a running step's progress, if `owner` still holds the job.
-    public func updateProgress(id: UUID, owner: String, progress: StepProgress) async throws {
+    /// Publishes a running step's progress, if its claim still holds the job (the lease's epoch matches).
+    public func updateProgress(lease: JobLease, progress: StepProgress) async throws {
         try await client.rows("""
             UPDATE jobs SET progress = \(try DreamdJSON.string(progress.counters))::jsonb,
                 partial_output = COALESCE(\(progress.partialOutput), partial_output)
-            WHERE id = \(id) AND lease_owner = \(owner)
+            WHERE id = \(lease.id) AND lease_epoch = \(lease.epoch) AND lease_expires_at IS NOT NULL
             """, logger: logger)
     }
 

@@ -72,3 +72,17 @@ public struct FetchedRows: Sendable {
         try rows.map { try $0.decode(columns, file: file, line: line) }
     }
 }
+
+extension PostgresClient {
+    /// Runs a prepared statement (parsed and planned once per connection, then only bound and executed)
+    /// under the statement deadline, as ``rows(_:logger:file:line:)`` does, and returns its decoded rows.
+    public func prepared<Statement: PostgresPreparedStatement>(
+        _ statement: Statement, logger: Logger, file: String = #fileID, line: Int = #line
+    ) async throws -> [Statement.Row] where Statement.Row: Sendable {
+        try await withDeadlinedConnection(logger: logger) { connection in
+            var rows: [Statement.Row] = []
+            for try await row in try await connection.execute(statement, logger: logger, file: file, line: line) { rows.append(row) }
+            return rows
+        }
+    }
+}

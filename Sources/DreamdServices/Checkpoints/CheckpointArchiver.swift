@@ -103,22 +103,31 @@ public final class CheckpointArchiver: Service, Sendable {
         return "\(configuration.directory)/\(name).\(ext)"
     }
 
-    /// One attempt at one archive, with the lease renewed while it runs.
+    /// One attempt at one archive, with the lease renewed while it runs; the attempt is cancelled as soon
+    /// as a renewal finds the lease lost (its claim's token no longer matches).
     func archive(_ task: ArchiveTask) async {
-        var logger = self.logger
-        logger[metadataKey: "checkpoint"] = "\(task.upstreamCheckpointID)"
+        var taskLogger = self.logger
+        taskLogger[metadataKey: "checkpoint"] = "\(task.upstreamCheckpointID)"
+        let logger = taskLogger
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.renewLease(task.id) }
-            await self.attempt(task, logger: logger)
+            group.addTask { await self.renewLease(task, logger: logger) }
+            group.addTask { await self.attempt(task, logger: logger) }
+            await group.next()
             group.cancelAll()
         }
     }
 
-    private func renewLease(_ id: UUID) async {
+    /// Renews the lease until cancelled; returns early when the lease is lost.
+    private func renewLease(_ task: ArchiveTask, logger: Logger) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.leaseDuration / 3)
             guard !Task.isCancelled else { return }
-            _ = try? await store.renewArchiveLease(id: id, owner: configuration.owner, leaseDuration: configuration.leaseDuration)
+            let held = try? await store.renewArchiveLease(id: task.id, epoch: task.leaseEpoch, owner: configuration.owner,
+                                                          leaseDuration: configuration.leaseDuration)
+            if held == false {
+                logger.warning("archive lease lost; cancelling the download")
+                return
+            }
         }
     }
 
@@ -133,7 +142,7 @@ public final class CheckpointArchiver: Service, Sendable {
                     refreshed = true
                 }
                 let file = try await downloader.download(from: url ?? "", to: destination, expectedBytes: task.sizeBytes, logger: logger)
-                let recorded = try await store.completeArchive(id: task.id, owner: configuration.owner, path: file.path,
+                let recorded = try await store.completeArchive(id: task.id, epoch: task.leaseEpoch, owner: configuration.owner, path: file.path,
                                                                bytes: file.bytes, sha256: file.sha256)
                 if recorded {
                     logger.info("checkpoint archived", metadata: ["path": "\(file.path)", "bytes": "\(file.bytes)", "resumed": "\(file.resumed)"])
@@ -181,7 +190,7 @@ public final class CheckpointArchiver: Service, Sendable {
                                                                              "retry_in": "\(DurationParser.format(delay))"])
         }
         do {
-            try await store.failArchive(id: task.id, owner: configuration.owner, error: message, retryAt: retryAt, final: false)
+            try await store.failArchive(id: task.id, epoch: task.leaseEpoch, owner: configuration.owner, error: message, retryAt: retryAt, final: false)
         } catch {
             logger.warning("could not record the failed archive; its lease will run out", metadata: ["error": "\(String(reflecting: error))"])
         }

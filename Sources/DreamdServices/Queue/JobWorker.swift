@@ -8,9 +8,12 @@ import Synchronization
 
 /// Claims due jobs and runs one step of each (a submission or a poll) through its kind's executor.
 ///
-/// Idle workers sleep until a NOTIFY (`JobNotificationListener`), a finished job or the poll fallback
-/// wakes them. Leases of running steps are renewed by a heartbeat; on graceful shutdown the worker
-/// stops claiming and lets running steps finish.
+/// Claims are real batches: the worker claims when a good share of its slots is free
+/// (`WorkerConfiguration.claimWhenFree`), not after every finished step. Outcomes are written many per
+/// statement by an ``OutcomeBatcher``. Every claim carries its fencing token (`ClaimedJob.leaseEpoch`);
+/// the heartbeat renews leases by token, and a step whose lease is lost is cancelled at once. Idle
+/// workers sleep until a NOTIFY (`JobNotificationListener`), freed slots or the poll fallback wake them;
+/// on graceful shutdown the worker stops claiming and lets running steps finish.
 public final class JobWorker: Service, Sendable {
     let store: JobStore
     let registry: ExecutorRegistry
@@ -18,8 +21,20 @@ public final class JobWorker: Service, Sendable {
     let wake: WakeSignal
     let logger: Logger
     let callbacks: CallbackEndpoint?
-    /// The steps running now: job id → the provider of its executor.
-    private let inFlight = Mutex<[UUID: String]>([:])
+    /// A step running now.
+    private struct Step {
+        /// The provider of its executor (for per-upstream caps).
+        var provider: String
+        /// Its claim's fencing token.
+        var epoch: Int64
+        /// Signalled when the heartbeat finds the lease lost; cancels the step.
+        var loss: LeaseLoss
+    }
+
+    /// The steps running now, by job id.
+    private let inFlight = Mutex<[UUID: Step]>([:])
+    /// Writes the steps' outcomes, many per statement.
+    private let batcher: OutcomeBatcher
     private let stopping = Atomic<Bool>(false)
 
     public init(
@@ -34,6 +49,8 @@ public final class JobWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.owner)"
         self.logger = logger
+        self.batcher = OutcomeBatcher(store: store, maxBatch: configuration.outcomeBatchSize,
+                                      maxDelay: configuration.outcomeBatchDelay, logger: logger)
     }
 
     /// How many steps are running now.
@@ -41,7 +58,7 @@ public final class JobWorker: Service, Sendable {
 
     /// How many steps of `provider`'s kinds are running now.
     public func inFlightCount(provider: String) -> Int {
-        inFlight.withLock { $0.values.lazy.filter { $0 == provider }.count }
+        inFlight.withLock { $0.values.lazy.filter { $0.provider == provider }.count }
     }
 
     /// What one claim pass may take: each capped executor's kinds up to its free slots, then the kinds
@@ -69,6 +86,7 @@ public final class JobWorker: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeatLoop() }
+                group.addTask { await self.batcher.run() }
                 await self.claimLoop(&group)
                 await self.drain()
                 group.cancelAll()
@@ -88,10 +106,10 @@ public final class JobWorker: Service, Sendable {
         while inFlightCount > 0, !Task.isCancelled, ContinuousClock.now < deadline {
             await wake.wait(timeout: .milliseconds(100))
         }
-        let unfinished = Array(inFlight.withLock { $0.keys })
+        let unfinished = leases()
         guard !unfinished.isEmpty else { return }
         do {
-            try await store.release(ids: unfinished, owner: configuration.owner)
+            try await store.release(leases: unfinished)
             logger.notice("drain timeout: gave back leases of unfinished steps", metadata: ["jobs": "\(unfinished.count)"])
         } catch {
             logger.warning("could not give back leases; they will expire", metadata: ["error": "\(String(reflecting: error))"])
@@ -107,8 +125,11 @@ public final class JobWorker: Service, Sendable {
                 lastMaintenance = clock.now
                 await maintain()
             }
-            let free = configuration.concurrency - inFlightCount
-            var wanted = min(free, configuration.batchSize)
+            // Claim in batches: only once a good share of the slots is free (or nothing runs), so a busy
+            // worker runs one claim per batch rather than one per finished step.
+            let running = inFlightCount
+            let free = configuration.concurrency - running
+            var wanted = free >= configuration.claimWhenFree || running == 0 ? min(free, configuration.batchSize) : 0
             var claimed: [ClaimedJob] = []
             var claimFailed = false
             var requested = 0
@@ -138,11 +159,16 @@ public final class JobWorker: Service, Sendable {
             failures = 0
             for job in claimed {
                 let provider = registry.executor(for: job.job.kind)?.provider ?? ""
-                inFlight.withLock { $0[job.job.id] = provider }
+                let loss = LeaseLoss()
+                inFlight.withLock { $0[job.job.id] = Step(provider: provider, epoch: job.leaseEpoch, loss: loss) }
                 group.addTask {
-                    await self.execute(job)
-                    _ = self.inFlight.withLock { $0.removeValue(forKey: job.job.id) }
-                    self.wake.signal()
+                    await self.runStep(job, loss: loss)
+                    let free = self.inFlight.withLock { steps -> Int in
+                        steps.removeValue(forKey: job.job.id)
+                        return self.configuration.concurrency - steps.count
+                    }
+                    // Wake the claim loop only when it has something to do: a share of the slots is free.
+                    if free >= self.configuration.claimWhenFree || free == self.configuration.concurrency { self.wake.signal() }
                 }
             }
             if claimed.count < wanted || wanted == 0 {
@@ -163,15 +189,29 @@ public final class JobWorker: Service, Sendable {
         }
     }
 
+    /// The fencing tokens of the steps running now.
+    private func leases() -> [JobLease] {
+        inFlight.withLock { steps in steps.map { JobLease(id: $0.key, epoch: $0.value.epoch) } }
+    }
+
+    /// Renews the leases of running steps by their tokens; a step whose lease is gone (rescued after a
+    /// stall, released, cancelled) is cancelled at once, since nothing it found could be recorded.
     private func heartbeatLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeatInterval)
-            let ids = Array(inFlight.withLock { $0.keys })
-            guard !ids.isEmpty, !Task.isCancelled else { continue }
+            let held = leases()
+            guard !held.isEmpty, !Task.isCancelled else { continue }
             do {
-                let renewed = try await store.heartbeat(ids: ids, owner: configuration.owner, leaseDuration: configuration.leaseDuration)
-                if renewed.count < ids.count {
-                    logger.warning("lost leases", metadata: ["jobs": "\(ids.count - renewed.count)"])
+                let renewed = try await store.heartbeat(leases: held, leaseDuration: configuration.leaseDuration)
+                let lost = held.filter { !renewed.contains($0.id) }
+                guard !lost.isEmpty else { continue }
+                let signals = inFlight.withLock { steps in
+                    lost.compactMap { lease in steps[lease.id].flatMap { $0.epoch == lease.epoch ? $0.loss : nil } }
+                }
+                for signal in signals { signal.signal() }
+                QueueMetrics.leasesLost(signals.count)
+                if !signals.isEmpty {
+                    logger.warning("lost leases; cancelled their steps", metadata: ["jobs": "\(signals.count)"])
                 }
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -179,8 +219,24 @@ public final class JobWorker: Service, Sendable {
         }
     }
 
-    /// Runs one step of a claimed job and records its outcome.
-    func execute(_ claimed: ClaimedJob) async {
+    /// Runs one step, cancelled as soon as its lease is lost.
+    private func runStep(_ claimed: ClaimedJob, loss: LeaseLoss) async {
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { await self.execute(claimed, loss: loss) }
+            race.addTask { await loss.wait() }
+            await race.next()
+            race.cancelAll()
+        }
+        if loss.isLost {
+            logger.notice("step cancelled: its lease was lost (rescued, released or cancelled)", metadata: [
+                "job_id": "\(claimed.job.id)", "lease_epoch": "\(claimed.leaseEpoch)",
+            ])
+        }
+    }
+
+    /// Runs one step of a claimed job and records its outcome (through the batcher; a success that
+    /// trained checkpoints is written with them in one transaction).
+    func execute(_ claimed: ClaimedJob, loss: LeaseLoss = LeaseLoss()) async {
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(claimed.job.id)"
         logger[metadataKey: "kind"] = "\(claimed.job.kind)"
@@ -202,34 +258,50 @@ public final class JobWorker: Service, Sendable {
             // A checkpoint this job runs on expired while it waited: fail without calling the upstream.
             outcome = refused
         } else {
-            let progress = ProgressWriter(store: store, jobID: claimed.job.id, owner: configuration.owner, logger: logger)
+            let progress = ProgressWriter(store: store, lease: JobLease(id: claimed.job.id, epoch: claimed.leaseEpoch), logger: logger)
             let context = StepContext(logger: logger, reportProgress: { await progress.report($0) })
             outcome = isSubmission ? await executor.submit(claimed, context: context) : await executor.poll(claimed, context: context)
             await progress.flush()
         }
-        for attempt in 1...5 {
-            do {
-                let job = try await store.record(outcome, for: claimed, provider: executor.provider, owner: configuration.owner,
-                                                 backoff: configuration.retryBackoff, actor: isSubmission ? .worker : .poller)
-                if let job {
-                    if !isSubmission { Counter(label: "dreamd_polls_total", dimensions: [("kind", job.kind.rawValue)]).increment() }
-                    if job.state != claimed.job.state {
-                        Counter(label: "dreamd_job_transitions_total", dimensions: [("kind", job.kind.rawValue), ("state", job.state.rawValue)]).increment()
-                    }
-                    if job.state != claimed.job.state || job.state.isFinal {
-                        logger.info("job \(job.state.rawValue)", metadata: job.error.map { ["error": "\($0.code): \($0.message)"] } ?? [:])
-                    }
-                } else {
-                    logger.notice("job changed while it was worked on (cancelled or taken over); outcome not recorded",
-                                  metadata: ["outcome": "\(outcome)"])
-                }
-                return
-            } catch {
-                logger.warning("recording the outcome failed", metadata: ["error": "\(String(reflecting: error))", "try": "\(attempt)"])
-                try? await Task.sleep(for: .milliseconds(200 * attempt * attempt))
+        guard !loss.isLost, !Task.isCancelled else { return }
+        let actor: DreamdStore.Actor = isSubmission ? .worker : .poller
+        let state: JobState?
+        do {
+            if case .succeeded(_, _, _, let checkpoints) = outcome, !checkpoints.isEmpty {
+                state = try await store.record(outcome, for: claimed, provider: executor.provider, owner: configuration.owner,
+                                               backoff: configuration.retryBackoff, actor: actor)?.state
+            } else {
+                let write = try store.outcomeWrite(outcome, for: claimed, provider: executor.provider,
+                                                   backoff: configuration.retryBackoff, actor: actor)
+                // A submission the upstream accepted is written at once: its upstream id must be stored
+                // before a crash could lead to a second submission.
+                var urgent = false
+                if isSubmission, case .running = outcome { urgent = true }
+                state = try await batcher.record(write, urgent: urgent)
             }
+        } catch {
+            logger.error("could not record the outcome; the lease will expire and the job will be taken over",
+                         metadata: ["error": "\(String(reflecting: error))"])
+            return
         }
-        logger.error("could not record the outcome; the lease will expire and the job will be taken over")
+        guard let state else {
+            logger.notice("job changed while it was worked on (cancelled or taken over); outcome not recorded",
+                          metadata: ["outcome": "\(outcome)"])
+            return
+        }
+        let kind = claimed.job.kind.rawValue
+        if !isSubmission { Counter(label: "dreamd_polls_total", dimensions: [("kind", kind)]).increment() }
+        if state != claimed.job.state {
+            Counter(label: "dreamd_job_transitions_total", dimensions: [("kind", kind), ("state", state.rawValue)]).increment()
+        }
+        if state != claimed.job.state || state.isFinal {
+            var metadata: Logger.Metadata = [:]
+            switch outcome {
+            case .failed(let error, _), .retry(let error, _): metadata["error"] = "\(error.code): \(error.message)"
+            default: break
+            }
+            logger.info("job \(state.rawValue)", metadata: metadata)
+        }
     }
 
     /// `.failed(checkpoint_expired)` when a checkpoint the job names is known to be expired, else `nil`.

@@ -13,16 +13,15 @@ final class ProgressWriter: Sendable {
     }
 
     let store: JobStore
-    let jobID: UUID
-    let owner: String
+    /// The claim whose step reports: progress is written only while its lease holds.
+    let lease: JobLease
     let logger: Logger
     let interval: Duration
     private let state = Mutex(State())
 
-    init(store: JobStore, jobID: UUID, owner: String, logger: Logger, interval: Duration = .milliseconds(200)) {
+    init(store: JobStore, lease: JobLease, logger: Logger, interval: Duration = .milliseconds(200)) {
         self.store = store
-        self.jobID = jobID
-        self.owner = owner
+        self.lease = lease
         self.logger = logger
         self.interval = interval
     }
@@ -52,7 +51,7 @@ final class ProgressWriter: Sendable {
 
     private func write(_ progress: StepProgress) async {
         do {
-            try await store.updateProgress(id: jobID, owner: owner, progress: progress)
+            try await store.updateProgress(lease: lease, progress: progress)
         } catch {
             logger.debug("progress not written", metadata: ["error": "\(String(reflecting: error))"])
         }

@@ -21,6 +21,13 @@ public struct WorkerConfiguration: Sendable {
     public var owner: String
     /// On a graceful stop, how long running steps may take to finish before their leases are given back.
     public var drainTimeout: Duration = .seconds(60)
+    /// Claim only once this many slots are free (or nothing runs): a quarter of `concurrency` by default,
+    /// at most `batchSize`, so a busy worker runs one claim per batch instead of one per finished step.
+    public var claimWhenFree: Int
+    /// Most outcomes written in one statement.
+    public var outcomeBatchSize: Int = 500
+    /// How long the first outcome of a batch waits for others before the batch is written.
+    public var outcomeBatchDelay: Duration = .milliseconds(5)
 
     public init(
         concurrency: Int = 16, batchSize: Int = 10, leaseDuration: Duration = .seconds(30),
@@ -36,6 +43,7 @@ public struct WorkerConfiguration: Sendable {
         self.maintenanceInterval = maintenanceInterval
         self.retryBackoff = retryBackoff
         self.owner = owner
+        self.claimWhenFree = max(1, min(self.batchSize, self.concurrency / 4))
     }
 
     /// `host:pid:random`, unique per process start.

@@ -1,0 +1,110 @@
+import DreamdCore
+import DreamdServices
+import DreamdStore
+import Foundation
+import Logging
+import Testing
+
+/// Leases are fenced by the claim's token (`lease_epoch`), not by the process's name.
+@Suite("Fencing", .hangGuard)
+struct FencingTests {
+    @Test("after a rescue and a new claim in the same process, the first claim can write nothing; the second keeps working")
+    func staleClaimRefused() async throws {
+        try await TestDatabase.with { db in
+            guard case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:])) else {
+                Issue.record("not created")
+                return
+            }
+            // One process ("same") claims, stalls past its lease, and the rescuer takes the job back.
+            let first = try #require(try await db.jobs.claim(kinds: ["test_noop"], limit: 1, owner: "same", leaseDuration: .milliseconds(200)).first)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await db.jobs.rescueExpiredLeases() == 1)
+            // The same process claims the job again.
+            let second = try #require(try await db.jobs.claim(kinds: ["test_noop"], limit: 1, owner: "same", leaseDuration: .seconds(30)).first)
+            #expect(second.job.id == job.id)
+            #expect(second.leaseEpoch > first.leaseEpoch)
+
+            // The first claim's heartbeat, progress and outcomes (one or batched) are refused.
+            let staleLease = JobLease(id: job.id, epoch: first.leaseEpoch)
+            #expect(try await db.jobs.heartbeat(leases: [staleLease], leaseDuration: .seconds(30)).isEmpty)
+            let stale = try await db.jobs.record(.succeeded(result: ["from": "first"], costUSD: nil, upstreamState: nil),
+                                                 for: first, provider: "test", owner: "same", backoff: .jobRetry)
+            #expect(stale == nil)
+            let staleWrite = try db.jobs.outcomeWrite(.failed(JobError(code: "stale", message: "from the first claim"), upstreamState: nil),
+                                                      for: first, provider: "test", backoff: .jobRetry)
+            #expect(try await db.jobs.recordBatch([staleWrite]).isEmpty)
+            #expect(try await db.jobs.job(id: job.id)?.state == .submitting)
+
+            // The second claim's heartbeats keep working, and its outcome is the one recorded.
+            let lease = JobLease(id: job.id, epoch: second.leaseEpoch)
+            #expect(try await db.jobs.heartbeat(leases: [lease], leaseDuration: .seconds(30)) == [job.id])
+            #expect(try await db.jobs.heartbeat(leases: [lease, staleLease], leaseDuration: .seconds(30)) == [job.id])
+            let write = try db.jobs.outcomeWrite(.succeeded(result: ["from": "second"], costUSD: 0.5, upstreamState: "done"),
+                                                 for: second, provider: "test", backoff: .jobRetry)
+            #expect(try await db.jobs.recordBatch([write, staleWrite]) == [job.id: .succeeded])
+            let final = try #require(try await db.jobs.job(id: job.id))
+            #expect(final.result == ["from": "second"])
+            #expect(final.costUSD == 0.5)
+            #expect(final.attempt == 2)
+            let trail = try await db.jobs.events(jobID: job.id).map { "\($0.actor):\($0.toState.rawValue)" }
+            #expect(trail == ["api:queued", "worker:submitting", "rescuer:queued", "worker:submitting", "worker:succeeded"])
+        }
+    }
+
+    @Test("a step whose lease is lost is cancelled at once and records nothing")
+    func lostLeaseCancelsStep() async throws {
+        try await TestDatabase.with { db in
+            guard case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:])) else { return }
+            let slow = CountingExecutor(behaviour: .hang(.seconds(60)))
+            let worker = JobWorker(
+                store: db.jobs, registry: ExecutorRegistry([slow]),
+                configuration: WorkerConfiguration(
+                    concurrency: 4, batchSize: 4, leaseDuration: .seconds(5), heartbeatInterval: .milliseconds(200),
+                    idlePollInterval: .milliseconds(100), maintenanceInterval: .milliseconds(200), owner: "w"),
+                logger: db.logger)
+            try await withWorkers([worker], logger: db.logger) {
+                #expect(try await eventually { worker.inFlightCount == 1 })
+                // Cancelling the job ends its lease (the trigger clears it): the next heartbeat finds it lost.
+                _ = try await db.jobs.cancel(id: job.id)
+                let started = ContinuousClock.now
+                #expect(try await eventually(timeout: .seconds(5)) { worker.inFlightCount == 0 })
+                #expect(ContinuousClock.now - started < .seconds(3))
+            }
+            let final = try #require(try await db.jobs.job(id: job.id))
+            #expect(final.state == .cancelled)
+            #expect(slow.submissions[job.id] == 1)
+        }
+    }
+
+    @Test("outcomes written in one batch are each audited and fenced")
+    func batchedOutcomes() async throws {
+        try await TestDatabase.with { db in
+            for _ in 0..<5 { _ = try await db.jobs.insert(.init(kind: "test_noop", params: [:], maxAttempts: 1)) }
+            let claimed = try await db.jobs.claim(kinds: ["test_noop"], limit: 5, owner: "w", leaseDuration: .seconds(30))
+            #expect(claimed.count == 5)
+            let outcomes: [StepOutcome] = [
+                .succeeded(result: ["n": 1], costUSD: nil, upstreamState: nil),
+                .failed(JobError(code: "bad", message: "refused"), upstreamState: "error"),
+                .retry(JobError(code: "later", message: "try again"), retryAfter: nil),
+                .running(upstreamJobID: "up-1", upstreamState: "queued", nextCheck: Date().addingTimeInterval(60), detail: nil),
+                .deferred(until: nil, reason: JobError(code: "paused", message: "out of credits")),
+            ]
+            let writes = try zip(claimed, outcomes).map { job, outcome in
+                try db.jobs.outcomeWrite(outcome, for: job, provider: "test", backoff: .jobRetry)
+            }
+            let states = try await db.jobs.recordBatch(writes)
+            // The retry was the job's last attempt (max_attempts 1): it fails with the last error.
+            #expect(claimed.map { states[$0.job.id] } == [.succeeded, .failed, .failed, .running, .queued])
+            let deferred = try #require(try await db.jobs.job(id: claimed[4].job.id))
+            #expect(deferred.attempt == 0)
+            let running = try #require(try await db.jobs.job(id: claimed[3].job.id))
+            #expect(running.upstream?.jobID == "up-1")
+            let audited = try await db.values("SELECT count(*)::int FROM job_events WHERE actor = 'worker' AND from_state = 'submitting'", as: Int.self)
+            #expect(audited == [5])
+            let outbox = try await db.values("SELECT count(*)::int FROM events WHERE type IN ('job.succeeded', 'job.failed')", as: Int.self)
+            #expect(outbox == [3])
+            // Written once, the claims hold no lease any more: writing again changes nothing.
+            #expect(try await db.jobs.recordBatch(writes).isEmpty)
+        }
+    }
+}
