@@ -48,8 +48,9 @@ public enum APIRouter {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RefuseNULMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware(operations: OpenAPIDocument.operations))
         HealthRoutes(probe: readiness).register(on: router)
-        router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json()) }
+        router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json(registry: registry)) }
         CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry, policy: options.callbackPolicy,
                         failures: options.authFailures)
             .register(on: router)

@@ -20,7 +20,7 @@ public struct CheckpointsRoutes: Sendable {
         let query = request.uri.queryParameters
         var states: [String] = []
         if let filter = query["state"] {
-            states = filter.split(separator: ",").map(String.init)
+            states = filter.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             if let bad = states.first(where: { !Self.states.contains($0) }) {
                 throw APIError.badRequest("state: unknown state \(bad) (one of \(Self.states.joined(separator: ", ")))", code: "invalid_parameter")
             }

@@ -23,7 +23,7 @@ public struct DeliveriesRoutes: Sendable {
         filter.subscriptionID = try Self.uuid(query["subscription_id"], name: "subscription_id")
         filter.eventID = try Self.uuid(query["event_id"], name: "event_id")
         if let states = query["state"] {
-            filter.states = try states.split(separator: ",").map { text in
+            filter.states = try states.split(separator: ",", omittingEmptySubsequences: false).map { text in
                 guard let state = DeliveryState(rawValue: String(text)) else {
                     throw APIError.badRequest(
                         "state: unknown state \(text) (one of \(DeliveryState.allCases.map(\.rawValue).joined(separator: ", ")))",

@@ -29,12 +29,7 @@ public struct JobsRoutes: Sendable {
         let body = try await RequestBody.json(request, context: context)
         let submission = try JobSubmission(body: body, registry: registry)
         try await submission.validateParams()
-        let idempotencyKey = try request.headers[.init("Idempotency-Key")!].map { key in
-            guard (1...255).contains(key.count) else {
-                throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid_idempotency_key")
-            }
-            return key
-        }
+        let idempotencyKey = try IdempotencyKey.read(from: request)
         try await ExpiredCheckpointCheck(checkpoints: checkpoints).refuseExpiredCheckpoints(submission)
         let new = JobStore.NewJob(
             kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
@@ -61,14 +56,16 @@ public struct JobsRoutes: Sendable {
         let query = request.uri.queryParameters
         var filter = JobStore.ListFilter()
         if let states = query["state"] {
-            filter.states = try states.split(separator: ",").map { text in
+            filter.states = try states.split(separator: ",", omittingEmptySubsequences: false).map { text in
                 guard let state = JobState(rawValue: String(text)) else {
                     throw APIError.badRequest("state: unknown state \(text) (one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))", code: "invalid_parameter")
                 }
                 return state
             }
         }
-        if let kinds = query["kind"] { filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) } }
+        if let kinds = query["kind"] {
+            guard kinds.utf8.count <= 256 else { throw APIError.badRequest("kind must be at most 256 characters", code: "invalid_parameter") }
+            filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) } }
         if let schedule = query["schedule_id"] {
             guard let id = UUID(uuidString: String(schedule)) else { throw APIError.badRequest("schedule_id must be a UUID", code: "invalid_parameter") }
             filter.scheduleID = id

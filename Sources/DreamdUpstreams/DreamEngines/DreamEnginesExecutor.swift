@@ -66,6 +66,8 @@ public struct DreamEnginesExecutor: JobExecutor {
         _ = try await checkedParams(kind: kind, params: params)
     }
 
+    public var estimatesCost: Bool { true }
+
     /// Frames × the model's price per frame.
     public func estimate(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) -> CostEstimate? {
         let (parsed, spec) = try await checkedParams(kind: kind, params: params)
