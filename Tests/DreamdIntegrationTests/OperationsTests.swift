@@ -124,8 +124,8 @@ struct OperationsTests {
     }
 }
 
-@Suite("Security", .hangGuard)
-struct SecurityTests {
+@Suite("Key scopes and rate limits", .hangGuard)
+struct KeyScopeTests {
     @Test("scopes: read keys read, submit keys submit, and neither administers")
     func scopes() async throws {
         try await TestDatabase.with { db in

@@ -50,6 +50,16 @@ public struct DreamEnginesExecutor: JobExecutor {
         _ = try PredictParams(kind: kind, params: params, catalog: catalog.snapshot)
     }
 
+    /// The params' schema; once the catalog was fetched, `model` lists its active model.
+    public func paramsSchema(for kind: JobKind) -> JSONValue {
+        let schema = PredictParams.schema(for: kind)
+        guard let active = catalog.snapshot?.active, case .object(var object) = schema,
+              case .object(var properties)? = object["properties"] else { return schema }
+        properties["model"] = JSONSchema.enumeration([active.slug]).described("The active model of GET /v1/models.")
+        object["properties"] = .object(properties)
+        return .object(object)
+    }
+
     /// Loads the catalog if it is older than its TTL, validates against it, and reads the header of a
     /// `start_frame.url` (bounded in size and time; headers are remembered for a few minutes).
     public func validateSubmission(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) {
