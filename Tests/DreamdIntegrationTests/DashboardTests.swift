@@ -215,7 +215,10 @@ struct DashboardTests {
                         #expect(after.body.contains("/ui/jobs/\(id)/retry"))
                         let retried = try await browser.send(.POST, "/ui/jobs/\(id)/retry", cookies: cookie, form: ["csrf": csrf])
                         #expect(retried.status == 303)
-                        #expect(try await daemon.job(id)["state"]?.stringValue == "queued")
+                        // Queued again now (a worker may already have it): the audit trail says who asked.
+                        #expect(try await daemon.job(id)["state"]?.stringValue != "cancelled")
+                        let moves = try await db.values("SELECT actor || ':' || from_state || '>' || to_state FROM job_events WHERE job_id = \(UUID(uuidString: id)!) AND from_state = 'cancelled'", as: String.self)
+                        #expect(moves == ["ui:cancelled>queued"])
                     }
                 }
             }
