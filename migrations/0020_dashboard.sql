@@ -12,8 +12,10 @@ CREATE TABLE ui_sessions (
 );
 CREATE INDEX ui_sessions_expires_idx ON ui_sessions (expires_at);
 
--- Throughput of the last hour, failures of the last 24 h and spend per day read finished jobs by
--- finish time; without this index each would scan the whole table.
-CREATE INDEX jobs_finished_idx ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+-- Throughput of the last hour, jobs finished in the last 24 h and spend per day read finished jobs by
+-- finish time; without this index each would scan the whole table. It carries the columns those
+-- aggregates group and sum, so they are index-only scans on a vacuumed table.
+CREATE INDEX jobs_finished_idx ON jobs (finished_at) INCLUDE (kind, state, cost_usd, api_key_id)
+    WHERE finished_at IS NOT NULL;
 -- The jobs page's search by a metadata value (`key=value`: containment).
 CREATE INDEX jobs_metadata_idx ON jobs USING gin (metadata jsonb_path_ops);
