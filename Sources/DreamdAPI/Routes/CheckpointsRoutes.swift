@@ -57,32 +57,35 @@ public struct CheckpointsRoutes: Sendable {
     /// `PATCH /v1/checkpoints/{id}` with `{"expires_at": ISO-8601}` or `{"retention": "72h"}` (from `trained_at`):
     /// the per-checkpoint retention override (e.g. a plan that keeps checkpoints longer upstream).
     @Sendable func patch(_ request: Request, context: APIRequestContext) async throws -> Response {
-        guard let text = context.parameters.get("id"), let id = UUID(uuidString: text),
-              let current = try await checkpoints.checkpoint(id: id) else {
-            throw APIError.notFound("no such checkpoint")
-        }
+        // The body is checked first, so a bad one is a 422 whether or not the checkpoint exists.
         let body = try await RequestBody.json(request, context: context)
         guard let object = body.objectValue else { throw APIError.badRequest("the body must be a JSON object", code: "invalid_json") }
         if let unknown = object.keys.sorted().first(where: { !["expires_at", "retention"].contains($0) }) {
             throw APIError.invalid(ValidationError(field: unknown, message: "is not a known field (expires_at or retention)"), code: "invalid_checkpoint")
         }
-        let expiresAt: Date
+        let requestedAt: Date?
+        let retention: Duration?
         switch (object["expires_at"], object["retention"]) {
         case (let value?, nil):
             guard let text = value.stringValue, let date = DreamdJSON.parseDate(text) else {
                 throw APIError.invalid(ValidationError(field: "expires_at", message: "must be an ISO-8601 date-time"), code: "invalid_checkpoint")
             }
-            expiresAt = date
+            (requestedAt, retention) = (date, nil)
         case (nil, let value?):
             guard let text = value.stringValue, let duration = try? DurationParser.parse(text), duration > .zero else {
                 throw APIError.invalid(ValidationError(field: "retention", message: "must be a positive duration such as 72h"), code: "invalid_checkpoint")
             }
-            expiresAt = current.trainedAt.addingTimeInterval(duration.seconds)
+            (requestedAt, retention) = (nil, duration)
         case (nil, nil):
             throw APIError.invalid(ValidationError(field: "expires_at", message: "give expires_at or retention"), code: "invalid_checkpoint")
         case (_?, _?):
             throw APIError.invalid(ValidationError(field: "retention", message: "give expires_at or retention, not both"), code: "invalid_checkpoint")
         }
+        guard let text = context.parameters.get("id"), let id = UUID(uuidString: text),
+              let current = try await checkpoints.checkpoint(id: id) else {
+            throw APIError.notFound("no such checkpoint")
+        }
+        let expiresAt = requestedAt ?? current.trainedAt.addingTimeInterval(retention?.seconds ?? 0)
         guard expiresAt > current.trainedAt else {
             throw APIError.invalid(ValidationError(field: object["expires_at"] != nil ? "expires_at" : "retention",
                                                    message: "must put expiry after trained_at"), code: "invalid_checkpoint")
