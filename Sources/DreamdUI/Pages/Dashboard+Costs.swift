@@ -61,7 +61,7 @@ extension Dashboard {
             return [
                 "from": range.fromText, "to": range.toText,
                 "total": Format.money(days.reduce(0) { $0 + $1.costUSD }), "jobCount": days.reduce(0) { $0 + $1.jobs },
-                "bars": bars, "labels": labels, "maxDay": Format.money(peak),
+                "bars": bars, "labels": labels, "maxDay": Format.money(perDay.values.max() ?? 0),
                 "kinds": kinds.map { ["name": $0, "colour": colour[$0] ?? 0] as [String: Any] },
                 "days": days.map { ["day": Self.dayText($0.day), "kind": $0.kind, "jobs": $0.jobs, "cost": Format.money($0.costUSD)] as [String: Any] },
                 "keys": keys.map { ["name": $0.keyName, "jobs": $0.jobs, "cost": Format.money($0.costUSD)] as [String: Any] },
