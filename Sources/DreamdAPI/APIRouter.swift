@@ -57,6 +57,7 @@ public enum APIRouter {
         let v1 = ScopedRoutes(v1: router.group("v1").add(
             middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter, failures: options.authFailures)))
         JobsRoutes(jobs: jobs, registry: registry, checkpoints: checkpoints).register(on: v1)
+        JobRetryRoute(jobs: jobs).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)
         if let webhooks {

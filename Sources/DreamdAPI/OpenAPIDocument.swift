@@ -75,6 +75,7 @@ public enum OpenAPIDocument {
         .init(method: "get", path: "/v1/jobs/{id}/output", summary: "The text a streaming job produced so far", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "JobOutput",
               query: [.init("offset", ["type": "integer", "minimum": 0])]),
         .init(method: "post", path: "/v1/jobs/{id}/cancel", summary: "Cancel a job that has not finished", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job", errors: ["409"]),
+        .init(method: "post", path: "/v1/jobs/{id}/retry", summary: "Run a failed or cancelled job again as a new round of attempts (submit scope; 409 not_retryable otherwise)", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job", errors: ["409"]),
         .init(method: "post", path: "/v1/jobs/bulk", summary: "Submit up to 10,000 jobs as JSON lines, all or nothing", tag: "jobs", authenticated: true, successStatus: "201", requestSchema: "JobRequest", responseSchema: "BulkSubmission",
               requestContentType: "application/x-ndjson", errors: ["409", "415", "503"]),
         .init(method: "get", path: "/v1/batches/{id}", summary: "A bulk submission's counts and cost", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Batch"),
