@@ -73,7 +73,7 @@ public enum OpenAPIDocument {
         .init(method: "get", path: "/v1/jobs/{id}", summary: "A job", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job"),
         .init(method: "get", path: "/v1/jobs/{id}/events", summary: "A job's audit trail, oldest first", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "JobEvents"),
         .init(method: "get", path: "/v1/jobs/{id}/output", summary: "The text a streaming job produced so far", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "JobOutput",
-              query: [.init("offset", ["type": "integer", "minimum": 0])]),
+              query: [.init("offset", JSONSchema.integer(0...JobsRoutes.maxOutputOffset))]),
         .init(method: "post", path: "/v1/jobs/{id}/cancel", summary: "Cancel a job that has not finished", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job", errors: ["409"]),
         .init(method: "post", path: "/v1/jobs/{id}/retry", summary: "Run a failed or cancelled job again as a new round of attempts (submit scope; 409 not_retryable otherwise)", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job", errors: ["409"]),
         .init(method: "post", path: "/v1/jobs/bulk", summary: "Submit up to 10,000 jobs as JSON lines, all or nothing", tag: "jobs", authenticated: true, successStatus: "201", requestSchema: "JobRequest", responseSchema: "BulkSubmission",

@@ -63,7 +63,11 @@ public enum JSONSchema {
     }
 
     /// An http(s) URL with a host, as the validators check it.
-    public static let httpURL: JSONValue = ["type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\\s]+"]
+    /// The host is a name or IPv4 address, or an IPv6 address in brackets; no spaces anywhere.
+    public static let httpURL: JSONValue = [
+        "type": "string", "format": "uri",
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\\s\\[\\]]+|\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?)([/?#][^\\s]*)?$",
+    ]
 
     /// A reference to a schema of the document's `components`.
     public static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }

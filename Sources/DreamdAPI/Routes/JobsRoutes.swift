@@ -122,7 +122,9 @@ public struct JobsRoutes: Sendable {
         let id = try Self.jobID(context)
         var offset = 0
         if let text = request.uri.queryParameters["offset"] {
-            guard let value = Int(text), value >= 0 else { throw APIError.badRequest("offset must be a non-negative integer", code: "invalid_parameter") }
+            guard let value = Int(text), (0...Self.maxOutputOffset).contains(value) else {
+                throw APIError.badRequest("offset must be an integer from 0 to \(Self.maxOutputOffset)", code: "invalid_parameter")
+            }
             offset = value
         }
         guard let output = try await jobs.output(id: id, from: offset) else { throw APIError.notFound("no job \(id.uuidString.lowercased())") }
@@ -131,6 +133,9 @@ public struct JobsRoutes: Sendable {
             "state": .string(output.state.rawValue), "final": .bool(output.state.isFinal),
         ] as JSONValue)
     }
+
+    /// The largest `offset` of `GET /v1/jobs/{id}/output` (PostgreSQL's text positions are 32-bit).
+    static let maxOutputOffset = Int(Int32.max) - 1
 
     static func jobID(_ context: APIRequestContext) throws -> UUID {
         guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else {
