@@ -20,6 +20,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/pg.sh
 source "$ROOT/scripts/lib/pg.sh"
+# shellcheck source=scripts/lib/run.sh
+source "$ROOT/scripts/lib/run.sh"
 
 JOBS="${BENCH_JOBS:-1000000}"
 RUNS="${BENCH_RUNS:-30}"
@@ -28,11 +30,11 @@ PIDS=()
 log() { echo "[bench-ui] $*" >&2; }
 # shellcheck disable=SC2317
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     set +e
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-    [[ $rc -ne 0 && -s "$WORK/serve.log" ]] && tail -n 30 "$WORK/serve.log" >&2
+    stop_started
+    [[ $rc -ne 0 ]] && show_logs "$WORK" serve
     pg_destroy_private "$WORK/pg"
     rm -rf "$WORK"
     exit "$rc"
@@ -41,11 +43,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -z "${DREAMD_BIN:-}" ]]; then
-    swift build --product dreamd >&2
-    DREAMD_BIN="$(swift build --show-bin-path)/dreamd"
-fi
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+ensure_dreamd_bin
 
 pg_ensure_installed
 pg_start_private "$WORK/pg"
@@ -90,17 +88,17 @@ SQL
 log "loaded in $(( $(date +%s) - start )) s: $("${PSQL[@]}" -tAc "SELECT count(*) FROM jobs") jobs, $("${PSQL[@]}" -tAc "SELECT pg_size_pretty(pg_total_relation_size('jobs'))")"
 "${PSQL[@]}" -tAc "SELECT state, count(*) FROM jobs GROUP BY 1 ORDER BY 1" | sed 's/^/    /' >&2
 
-SIM_PORT="$(free)"
+SIM_PORT="$(free_port)"
 "$DREAMD_BIN" sim --host 127.0.0.1 --port "$SIM_PORT" >"$WORK/sim.log" 2>&1 &
 PIDS+=($!)
-API_PORT="$(free)"
+API_PORT="$(free_port)"
 SIM="http://127.0.0.1:$SIM_PORT"
 DREAMD_LISTEN="127.0.0.1:$API_PORT" DREAMLOOK_BASE_URL="$SIM" DREAMLOOK_API_KEY=dl DREAM_BASE_URL="$SIM" DREAM_API_KEY=dre \
 DREAMGEN_BASE_URL="$SIM" DREAMGEN_API_KEY=dg DREAMD_DATA_DIR="$WORK/data" DREAMD_LOG_LEVEL=warning \
     "$DREAMD_BIN" serve >"$WORK/serve.log" 2>&1 </dev/null &
 PIDS+=($!)
 API="http://127.0.0.1:$API_PORT"
-for _ in $(seq 1 200); do curl -s -o /dev/null --max-time 2 "$API/readyz" && break; sleep 0.2; done
+wait_up "$API/readyz" "${PIDS[-1]}" "dreamd serve"
 TOKEN="$("$DREAMD_BIN" keys create --name bench-admin --scope admin 2>/dev/null | tail -n 1)"
 
 # Sign in as a browser does.

@@ -16,6 +16,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/pg.sh
 source "$ROOT/scripts/lib/pg.sh"
+# shellcheck source=scripts/lib/run.sh
+source "$ROOT/scripts/lib/run.sh"
 
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 log() { echo "[api-check] $*" >&2; }
@@ -28,10 +30,8 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-    if [[ $rc -ne 0 ]]; then
-        for f in serve sim; do [[ -s "$WORK/$f.log" ]] && { log "$f log (last 30 lines):"; tail -n 30 "$WORK/$f.log" >&2; }; done
-    fi
+    stop_started
+    [[ $rc -ne 0 ]] && show_logs "$WORK" serve sim
     [[ -n "$OWN_PG" ]] && pg_destroy_private "$OWN_PG"
     rm -rf "$WORK"
     exit "$rc"
@@ -40,10 +40,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -z "${DREAMD_BIN:-}" ]]; then
-    swift build --product dreamd >&2
-    DREAMD_BIN="$(swift build --show-bin-path)/dreamd"
-fi
+ensure_dreamd_bin
 
 # A database on the test run's cluster, or on a private cluster of our own.
 if [[ -z "${PGPORT:-}" ]]; then
@@ -57,14 +54,10 @@ pg_create_db "$DB"
 export DATABASE_URL
 DATABASE_URL="$(pg_database_url "$DB")"
 
-PYTHON="${PYTHON:-$(command -v python3 || true)}"
-[[ -n "$PYTHON" ]] || { log "python3 is required"; exit 1; }
 VENV="$ROOT/.dreamd/api-venv"
-if [[ ! -x "$VENV/bin/st" ]] || [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]]; then
+if [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]]; then
     log "installing schemathesis==$SCHEMATHESIS_VERSION into $VENV"
-    mkdir -p "$ROOT/.dreamd"
-    "$PYTHON" -m venv "$VENV" >&2 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv </dev/null >&2; "$PYTHON" -m venv "$VENV" >&2; }
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+    ensure_venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 SIM_PORT="$(free_port)"
@@ -86,14 +79,10 @@ DREAMD_LOG_LEVEL=warning \
     "$DREAMD_BIN" serve >"$WORK/serve.log" 2>&1 </dev/null &
 PIDS+=($!)
 API="http://127.0.0.1:$API_PORT"
-for _ in $(seq 1 300); do
-    if "$PYTHON" -c "import urllib.request; urllib.request.urlopen('$API/readyz', timeout=1)" 2>/dev/null; then break; fi
-    kill -0 "${PIDS[1]}" 2>/dev/null || { log "dreamd serve exited"; exit 1; }
-    sleep 0.2
-done
+wait_up "$API/readyz" "${PIDS[1]}" "dreamd serve"
 # Warm the model catalog, so the document's predict schema names the active model.
 TOKEN="$("$DREAMD_BIN" keys create --name api-check --scope admin | tail -n 1 | tr -d '[:space:]')"
-"$PYTHON" -c "import urllib.request; urllib.request.urlopen(urllib.request.Request('$API/v1/models', headers={'Authorization': 'Bearer $TOKEN'}), timeout=10)" \
+curl -sf -o /dev/null --max-time 10 -H "Authorization: Bearer $TOKEN" "$API/v1/models" \
     || log "GET /v1/models failed: the predict schema stays generic"
 
 if [[ "${API_CHECK_SERVE_ONLY:-0}" == "1" ]]; then

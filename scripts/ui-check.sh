@@ -15,6 +15,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/pg.sh
 source "$ROOT/scripts/lib/pg.sh"
+# shellcheck source=scripts/lib/run.sh
+source "$ROOT/scripts/lib/run.sh"
 
 log() { echo "[ui-check] $*" >&2; }
 
@@ -22,17 +24,11 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/dreamd-ui-check.XXXXXX")"
 PIDS=()
 # shellcheck disable=SC2317  # called from the trap
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     set +e
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
-    done
-    if [[ $rc -ne 0 ]]; then
-        for f in serve sim receiver; do
-            [[ -s "$WORK/$f.log" ]] && { log "last lines of $f.log:"; tail -n 30 "$WORK/$f.log" >&2; }
-        done
-    fi
+    stop_started
+    [[ $rc -ne 0 ]] && show_logs "$WORK" serve sim receiver
     pg_destroy_private "$WORK/pg"
     rm -rf "$WORK"
     exit "$rc"
@@ -41,10 +37,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -z "${DREAMD_BIN:-}" ]]; then
-    swift build --product dreamd >&2
-    DREAMD_BIN="$(swift build --show-bin-path)/dreamd"
-fi
+ensure_dreamd_bin
 
 # ---- the browser: Debian's chromium and Playwright in a venv ------------------------------
 CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
@@ -54,45 +47,24 @@ if [[ -z "$CHROMIUM" ]]; then
         || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null >&2; }
     CHROMIUM="$(command -v chromium)"
 fi
-PYTHON="${PYTHON:-$(command -v python3 || true)}"
-[[ -n "$PYTHON" ]] || { log "python3 is required"; exit 1; }
 VENV="$ROOT/.dreamd/ui-venv"
-if [[ ! -x "$VENV/bin/python" ]]; then
-    log "creating $VENV"
-    mkdir -p "$ROOT/.dreamd"
-    if ! "$PYTHON" -m venv "$VENV" >&2; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv </dev/null >&2
-        "$PYTHON" -m venv "$VENV" >&2
-    fi
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check playwright pytest >&2
+ensure_venv "$VENV" playwright pytest
 log "playwright $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("playwright"))'), $("$CHROMIUM" --version 2>/dev/null)"
 
 # ---- PostgreSQL, simulator, receiver, daemon ----------------------------------------------
-free() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_up() {  # URL PID NAME
-    local i
-    for i in $(seq 1 300); do
-        if "$PYTHON" -c "import urllib.request; urllib.request.urlopen('$1', timeout=1)" 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { log "$3 exited"; return 1; }
-        sleep 0.2
-    done
-    log "$3 did not come up at $1"; return 1
-}
-
 pg_ensure_installed
 pg_start_private "$WORK/pg"
 pg_create_db dreamd_ui
 export DATABASE_URL
 DATABASE_URL="$(pg_database_url dreamd_ui)"
 
-SIM_PORT="$(free)"
+SIM_PORT="$(free_port)"
 "$DREAMD_BIN" sim --host 127.0.0.1 --port "$SIM_PORT" --queue-time 300ms --run-time 700ms --dreamgen-error-after 2 \
     >"$WORK/sim.log" 2>&1 &
 PIDS+=($!)
 wait_up "http://127.0.0.1:$SIM_PORT/healthz" "${PIDS[-1]}" simulator
 
-HOOK_PORT="$(free)"
+HOOK_PORT="$(free_port)"
 "$PYTHON" - "$HOOK_PORT" >"$WORK/receiver.log" 2>&1 <<'EOF' &
 import http.server, sys
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -107,7 +79,7 @@ PIDS+=($!)
 wait_up "http://127.0.0.1:$HOOK_PORT/" "${PIDS[-1]}" receiver
 
 "$DREAMD_BIN" migrate >&2
-API_PORT="$(free)"
+API_PORT="$(free_port)"
 SIM="http://127.0.0.1:$SIM_PORT"
 DREAMD_LISTEN="127.0.0.1:$API_PORT" DREAMLOOK_BASE_URL="$SIM" DREAMLOOK_API_KEY=dl-sim DREAM_BASE_URL="$SIM" DREAM_API_KEY=dre_sim \
 DREAMGEN_BASE_URL="$SIM" DREAMGEN_API_KEY=dg-sim DREAMD_POLL_INTERVAL=300ms DREAMD_POLL_INTERVAL_MAX=1s \

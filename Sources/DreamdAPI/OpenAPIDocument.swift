@@ -40,6 +40,16 @@ public enum OpenAPIDocument {
         public var errors: [String] = []
         /// Links from this operation's success to others (OpenAPI `links`): name → operationId and parameters.
         public var links: [String: JSONValue] = [:]
+        /// Answers other than success and the error body: status → (description, schema).
+        public var otherResponses: [String: OtherResponse] = [:]
+        /// Whether the operation takes an `Idempotency-Key` header.
+        public var idempotent = false
+    }
+
+    /// A documented answer that is neither the success nor the error body.
+    public struct OtherResponse: Sendable {
+        public var description: String
+        public var schema: String?
     }
 
     /// The state names a `state=` list takes, comma-separated.
@@ -59,13 +69,15 @@ public enum OpenAPIDocument {
 
     public static let operations: [Operation] = [
         .init(method: "get", path: "/healthz", summary: "The process is up", tag: "health", authenticated: false, successStatus: "200", responseSchema: "Health"),
-        .init(method: "get", path: "/readyz", summary: "The database answers and migrations are current (else 503)", tag: "health", authenticated: false, successStatus: "200", responseSchema: "Health", errors: ["503"]),
+        .init(method: "get", path: "/readyz", summary: "The database answers and migrations are current (else 503)", tag: "health", authenticated: false, successStatus: "200", responseSchema: "Health",
+              otherResponses: ["503": .init(description: "not ready", schema: "Health")]),
         .init(method: "get", path: "/metrics", summary: "Prometheus metrics", tag: "health", authenticated: false, successStatus: "200"),
         .init(method: "get", path: "/openapi.json", summary: "This document", tag: "health", authenticated: false, successStatus: "200", responseSchema: "Object"),
         .init(method: "post", path: "/callbacks/{provider}/{token}", summary: "An upstream's callback (the token is the credential)", tag: "callbacks", authenticated: false, successStatus: "202", requestSchema: "Object", errors: ["429"]),
         .init(method: "post", path: "/v1/jobs", summary: "Submit a job (Idempotency-Key supported)", tag: "jobs", authenticated: true, successStatus: "201", requestSchema: "JobRequest", responseSchema: "Job",
               errors: ["409", "503"],
-              links: ["GetJob": idLink("get_v1_jobs_by_id"), "GetJobEvents": idLink("get_v1_jobs_by_id_events"), "CancelJob": idLink("post_v1_jobs_by_id_cancel")]),
+              links: ["GetJob": idLink("get_v1_jobs_by_id"), "GetJobEvents": idLink("get_v1_jobs_by_id_events"), "CancelJob": idLink("post_v1_jobs_by_id_cancel")],
+              otherResponses: ["200": .init(description: "replayed (same Idempotency-Key and body)", schema: "Job")], idempotent: true),
         .init(method: "get", path: "/v1/jobs", summary: "List jobs, newest first", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "JobPage",
               query: [.init("state", stateList(JobState.allCases.map(\.rawValue))), "kind",
                       .init("schedule_id", uuid), .init("batch_id", uuid),
@@ -77,7 +89,7 @@ public enum OpenAPIDocument {
         .init(method: "post", path: "/v1/jobs/{id}/cancel", summary: "Cancel a job that has not finished", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job", errors: ["409"]),
         .init(method: "post", path: "/v1/jobs/{id}/retry", summary: "Run a failed or cancelled job again as a new round of attempts (submit scope; 409 not_retryable otherwise)", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Job", errors: ["409"]),
         .init(method: "post", path: "/v1/jobs/bulk", summary: "Submit up to 10,000 jobs as JSON lines, all or nothing", tag: "jobs", authenticated: true, successStatus: "201", requestSchema: "JobRequest", responseSchema: "BulkSubmission",
-              requestContentType: "application/x-ndjson", errors: ["409", "415", "503"]),
+              requestContentType: "application/x-ndjson", errors: ["409", "415", "503"], idempotent: true),
         .init(method: "get", path: "/v1/batches/{id}", summary: "A bulk submission's counts and cost", tag: "jobs", authenticated: true, successStatus: "200", responseSchema: "Batch"),
         .init(method: "post", path: "/v1/estimate", summary: "What a job (or N rows of it) would cost", tag: "jobs", authenticated: true, successStatus: "200", requestSchema: "EstimateRequest", responseSchema: "Estimate", errors: ["503"]),
         .init(method: "get", path: "/v1/models", summary: "The Dream Engines model catalog (cached)", tag: "upstreams", authenticated: true, successStatus: "200", responseSchema: "Object", errors: ["503"]),
@@ -156,7 +168,7 @@ public enum OpenAPIDocument {
             if let description = parameter.description { object["description"] = .string(description) }
             return .object(object)
         }
-        if operation.method == "post", operation.path == "/v1/jobs" || operation.path == "/v1/jobs/bulk" {
+        if operation.idempotent {
             parameters.append(["name": "Idempotency-Key", "in": "header", "required": false,
                                "schema": JSONSchema.string(minLength: 1, maxLength: IdempotencyKey.maxLength, pattern: "^[!-~]+$")])
         }
@@ -174,12 +186,11 @@ public enum OpenAPIDocument {
         var statuses = ["400", "404", "405", "413", "422"] + operation.errors
         if operation.authenticated { statuses += ["401", "403", "429"] }
         for status in statuses { responses[status] = error }
-        if operation.path == "/v1/jobs", operation.method == "post" {
-            var replayed = success
-            replayed["description"] = "replayed (same Idempotency-Key and body)"
-            responses["200"] = .object(replayed)
+        for (status, other) in operation.otherResponses {
+            var answer: [String: JSONValue] = ["description": .string(other.description)]
+            if let schema = other.schema { answer["content"] = ["application/json": ["schema": JSONSchema.ref(schema)]] }
+            responses[status] = .object(answer)
         }
-        if operation.path == "/readyz" { responses["503"] = ["description": "not ready", "content": ["application/json": ["schema": JSONSchema.ref("Health")]]] }
         entry["responses"] = .object(responses)
         entry["security"] = operation.authenticated ? [["bearer": []]] : []
         return .object(entry)

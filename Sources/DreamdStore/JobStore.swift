@@ -267,19 +267,11 @@ public struct JobCursor: Sendable, Hashable {
     /// The cursor as the API hands it out: `<created_at in µs>_<id>`.
     public var token: String { "\(createdAtMicros)_\(id.uuidString.lowercased())" }
 
-    /// Reads a token, also in the base64 form of earlier versions (a page link kept across an upgrade).
+    /// Reads a token `token` handed out.
     public init?(token: String) {
-        let plain = token.split(separator: "_", maxSplits: 1)
-        if plain.count == 2, plain[0].utf8.count <= 18, plain[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-           let micros = Int64(plain[0]), let id = UUID(uuidString: String(plain[1])) {
-            self.init(createdAtMicros: micros, id: id)
-            return
-        }
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
-        let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        let parts = token.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, parts[0].utf8.count <= 18, parts[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
         self.init(createdAtMicros: micros, id: id)
     }
 }

@@ -18,31 +18,15 @@ public struct CheckpointsRoutes: Sendable {
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
-        var states: [String] = []
-        if let filter = query["state"] {
-            states = filter.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            if let bad = states.first(where: { !Self.states.contains($0) }) {
-                throw APIError.badRequest("state: unknown state \(bad) (one of \(Self.states.joined(separator: ", ")))", code: "invalid_parameter")
-            }
-        }
-        var jobID: UUID?
-        if let job = query["job_id"] {
-            guard let id = UUID(uuidString: String(job)) else { throw APIError.badRequest("job_id must be a UUID", code: "invalid_parameter") }
-            jobID = id
-        }
+        let states = try QueryValue.list(query["state"], name: "state", allowed: Self.states) ?? []
+        let jobID = try QueryValue.uuid(query["job_id"], name: "job_id")
         var within: Duration?
         if let text = query["expiring_within"] {
             do { within = try DurationParser.parse(String(text)) } catch {
                 throw APIError.badRequest("expiring_within: \(error.description)", code: "invalid_parameter")
             }
         }
-        var limit = 100
-        if let text = query["limit"] {
-            guard let value = Int(text), (1...500).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 500", code: "invalid_parameter")
-            }
-            limit = value
-        }
+        let limit = try QueryValue.limit(query["limit"]) ?? 100
         return try JSONResponse.make(["data": try await checkpoints.list(states: states, jobID: jobID, expiringWithin: within, limit: limit)])
     }
 

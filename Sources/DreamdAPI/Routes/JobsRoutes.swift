@@ -55,37 +55,17 @@ public struct JobsRoutes: Sendable {
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var filter = JobStore.ListFilter()
-        if let states = query["state"] {
-            filter.states = try states.split(separator: ",", omittingEmptySubsequences: false).map { text in
-                guard let state = JobState(rawValue: String(text)) else {
-                    throw APIError.badRequest("state: unknown state \(text) (one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))", code: "invalid_parameter")
-                }
-                return state
-            }
-        }
+        if let states = try QueryValue.list(query["state"], name: "state", of: JobState.self) { filter.states = states }
         if let kinds = query["kind"] {
-            guard kinds.utf8.count <= 256 else { throw APIError.badRequest("kind must be at most 256 characters", code: "invalid_parameter") }
-            filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) } }
-        if let schedule = query["schedule_id"] {
-            guard let id = UUID(uuidString: String(schedule)) else { throw APIError.badRequest("schedule_id must be a UUID", code: "invalid_parameter") }
-            filter.scheduleID = id
+            guard kinds.utf8.count <= 256 else { throw QueryValue.invalid("kind must be at most 256 characters") }
+            filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) }
         }
-        if let batch = query["batch_id"] {
-            guard let id = UUID(uuidString: String(batch)) else { throw APIError.badRequest("batch_id must be a UUID", code: "invalid_parameter") }
-            filter.batchID = id
-        }
-        filter.createdAfter = try Self.date(query["created_after"], name: "created_after")
-        filter.createdBefore = try Self.date(query["created_before"], name: "created_before")
-        if let limit = query["limit"] {
-            guard let value = Int(limit), (1...500).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 500", code: "invalid_parameter")
-            }
-            filter.limit = value
-        }
-        if let cursor = query["cursor"] {
-            guard let decoded = JobCursor(token: String(cursor)) else { throw APIError.badRequest("cursor is not valid", code: "invalid_parameter") }
-            filter.cursor = decoded
-        }
+        filter.scheduleID = try QueryValue.uuid(query["schedule_id"], name: "schedule_id")
+        filter.batchID = try QueryValue.uuid(query["batch_id"], name: "batch_id")
+        filter.createdAfter = try QueryValue.date(query["created_after"], name: "created_after")
+        filter.createdBefore = try QueryValue.date(query["created_before"], name: "created_before")
+        if let limit = try QueryValue.limit(query["limit"]) { filter.limit = limit }
+        filter.cursor = try QueryValue.cursor(query["cursor"])
         let page = try await jobs.list(filter)
         return try JSONResponse.make(JobPage(data: page.jobs, nextCursor: page.next?.token))
     }
@@ -120,13 +100,7 @@ public struct JobsRoutes: Sendable {
     /// The text a streaming job has produced so far (the full text once it succeeded), from `offset` on.
     @Sendable func output(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try Self.jobID(context)
-        var offset = 0
-        if let text = request.uri.queryParameters["offset"] {
-            guard let value = Int(text), (0...Self.maxOutputOffset).contains(value) else {
-                throw APIError.badRequest("offset must be an integer from 0 to \(Self.maxOutputOffset)", code: "invalid_parameter")
-            }
-            offset = value
-        }
+        let offset = try QueryValue.int(request.uri.queryParameters["offset"], name: "offset", in: 0...Self.maxOutputOffset) ?? 0
         guard let output = try await jobs.output(id: id, from: offset) else { throw APIError.notFound("no job \(id.uuidString.lowercased())") }
         return try JSONResponse.make([
             "text": .string(output.text), "offset": .number(Double(offset)), "length": .number(Double(output.length)),
@@ -142,14 +116,6 @@ public struct JobsRoutes: Sendable {
             throw APIError.notFound("no such job (ids are UUIDs)")
         }
         return id
-    }
-
-    static func date(_ value: Substring?, name: String) throws -> Date? {
-        guard let value else { return nil }
-        guard let date = DreamdJSON.parseDate(String(value)) else {
-            throw APIError.badRequest("\(name) must be an ISO-8601 date-time", code: "invalid_parameter")
-        }
-        return date
     }
 }
 

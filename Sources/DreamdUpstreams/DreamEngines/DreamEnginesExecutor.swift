@@ -50,14 +50,9 @@ public struct DreamEnginesExecutor: JobExecutor {
         _ = try PredictParams(kind: kind, params: params, catalog: catalog.snapshot)
     }
 
-    /// The params' schema; once the catalog was fetched, `model` lists its active model.
+    /// The params' schema; once the catalog was fetched, `model` names its active model.
     public func paramsSchema(for kind: JobKind) -> JSONValue {
-        let schema = PredictParams.schema(for: kind)
-        guard let active = catalog.snapshot?.active, case .object(var object) = schema,
-              case .object(var properties)? = object["properties"] else { return schema }
-        properties["model"] = JSONSchema.enumeration([active.slug]).described("The active model of GET /v1/models.")
-        object["properties"] = .object(properties)
-        return .object(object)
+        PredictParams.schema(for: kind, activeModel: catalog.snapshot?.active?.slug)
     }
 
     /// Loads the catalog if it is older than its TTL, validates against it, and reads the header of a

@@ -3,11 +3,13 @@ import DreamdCore
 extension PredictParams {
     /// The JSON Schema of a `predict` or `predict_batch` job's params. What JSON Schema cannot say is in
     /// the descriptions: the model must be active in the catalog, the actions' shape must fit its spec,
-    /// an inline frame must be an RGB PNG or JPEG of its resolution.
-    static func schema(for kind: JobKind) -> JSONValue {
+    /// an inline frame must be an RGB PNG or JPEG of its resolution. With `activeModel` (once the catalog
+    /// was fetched), `model` is that one slug.
+    static func schema(for kind: JobKind, activeModel: String?) -> JSONValue {
         let batch = kind == .predictBatch
         var properties: [String: JSONValue] = [
-            "model": JSONSchema.string(minLength: 1).described("A model slug of GET /v1/models; it must be the active one."),
+            "model": activeModel.map { JSONSchema.enumeration([$0]).described("The active model of GET /v1/models.") }
+                ?? JSONSchema.string(minLength: 1).described("A model slug of GET /v1/models; it must be the active one."),
             "start_frame": startFrameSchema,
             "actions": batch ? JSONSchema.array(actionsSchema, count: 1...maxBatch).described("One action sequence per video.") : actionsSchema,
             "seed": JSONSchema.nullable(JSONSchema.integer(0...Int(UInt32.max))),
