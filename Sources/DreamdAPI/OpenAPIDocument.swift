@@ -121,7 +121,7 @@ public enum OpenAPIDocument {
         .init(method: "patch", path: "/v1/subscriptions/{id}", summary: "Change a webhook subscription", tag: "webhooks", authenticated: true, successStatus: "200", requestSchema: "SubscriptionPatch", responseSchema: "Subscription"),
         .init(method: "delete", path: "/v1/subscriptions/{id}", summary: "Delete a webhook subscription", tag: "webhooks", authenticated: true, successStatus: "204"),
         .init(method: "post", path: "/v1/subscriptions/{id}/rotate-secret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "SubscriptionWithSecret"),
-        .init(method: "post", path: "/v1/subscriptions/{id}/recover", summary: "Redeliver failed deliveries since a time", tag: "webhooks", authenticated: true, successStatus: "200", requestSchema: "Recover", responseSchema: "Object"),
+        .init(method: "post", path: "/v1/subscriptions/{id}/recover", summary: "Redeliver failed deliveries since a time", tag: "webhooks", authenticated: true, successStatus: "200", requestSchema: "Recover", responseSchema: "Object", errors: ["409"]),
         .init(method: "get", path: "/v1/deliveries", summary: "The delivery log", tag: "webhooks", authenticated: true, successStatus: "200", responseSchema: "DeliveryPage",
               query: [.init("subscription_id", uuid), .init("event_id", uuid),
                       .init("state", stateList(DeliveryState.allCases.map(\.rawValue))), limit, cursor]),

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import DreamdCore
 import Foundation
 import Testing
@@ -41,6 +42,13 @@ struct OpenAPIDocumentTests {
                     #expect(trace.json["error"]?["code"]?.stringValue == "method_not_allowed")
                     let put = try await daemon.request(.PUT, "/v1/jobs/\(UUID().uuidString.lowercased())")
                     #expect(put.status == 405)
+                    // A literal route wins over a pattern, as in the router: /v1/jobs/bulk is POST only.
+                    var options = HTTPClientRequest(url: daemon.baseURL + "/v1/jobs/bulk")
+                    options.method = .OPTIONS
+                    options.headers.add(name: "authorization", value: "Bearer \(daemon.token)")
+                    let answer = try await HTTPClient.shared.execute(options, timeout: .seconds(10))
+                    #expect(answer.status.code == 405)
+                    #expect(answer.headers.first(name: "allow") == "POST")
                     let created = try await daemon.request(.POST, "/v1/jobs", body: imageGenBody())
                     let id = try #require(created.json["id"]?.stringValue, "\(created.json)")
                     let output = try await daemon.request(.GET, "/v1/jobs/\(id)/output?offset=99999999999")

@@ -17,7 +17,9 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             let segments = request.uri.path.split(separator: "/")
-            guard let route = routes.first(where: { Self.matches($0.segments, segments) }),
+            // The most specific pattern, as the router picks it: `/v1/jobs/bulk` before `/v1/jobs/{id}`.
+            guard let route = routes.filter({ Self.matches($0.segments, segments) })
+                .min(by: { Self.placeholders($0.segments) < Self.placeholders($1.segments) }),
                   !route.methods.contains(request.method.rawValue) else { throw error }
             var refusal = APIError(.methodNotAllowed, code: "method_not_allowed",
                                    message: "\(request.method) is not served here; allowed: \(route.methods.joined(separator: ", "))")
@@ -25,6 +27,8 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
             throw refusal
         }
     }
+
+    static func placeholders(_ pattern: [Substring]) -> Int { pattern.filter { $0.hasPrefix("{") }.count }
 
     static func matches(_ pattern: [Substring], _ path: [Substring]) -> Bool {
         pattern.count == path.count && zip(pattern, path).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
