@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // The dashboard's server-rendered templates (DreamdUI).
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // Pure domain: job kinds, states, transitions, backoff, durations. No I/O.
@@ -63,7 +65,7 @@ let package = Package(
         .target(
             name: "DreamdServices",
             dependencies: [
-                "DreamdCore", "DreamdStore", "DreamdUpstreams", "DreamdAPI",
+                "DreamdCore", "DreamdStore", "DreamdUpstreams", "DreamdAPI", "DreamdUI",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -85,6 +87,19 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The web dashboard at /ui: sessions, CSRF, pages rendered with Mustache, its own assets.
+        .target(
+            name: "DreamdUI",
+            dependencies: [
+                "DreamdCore", "DreamdStore", "DreamdAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -146,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "DreamdIntegrationTests",
             dependencies: [
-                "DreamdCore", "DreamdStore", "DreamdUpstreams", "DreamdServices", "DreamdAPI", "DreamdSim",
+                "DreamdCore", "DreamdStore", "DreamdUpstreams", "DreamdServices", "DreamdAPI", "DreamdSim", "DreamdUI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

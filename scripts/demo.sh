@@ -9,7 +9,7 @@
 # starts `dreamd sim` and `dreamd serve`, creates an API key, starts a small webhook
 # receiver (python3, verifies signatures itself) and subscribes it to job.*, submits 5
 # image jobs and one Dream Engines rollout, follows them to a final state, and shows the audit trail and the webhooks
-# that arrived. Exit status is non-zero unless every job succeeded and a verified webhook
+# that arrived, and prints the dashboard's URL (/ui) with an admin and a read-only key to sign in with. Exit status is non-zero unless every job succeeded and a verified webhook
 # arrived for each. Logs: .dreamd/demo/{serve,sim,receiver}.log, webhooks.jsonl.
 # Set DREAMD_BIN=/path/to/dreamd to skip `swift build`.
 set -euo pipefail
@@ -69,6 +69,7 @@ cleanup() {
     if [[ "${DEMO_KEEP:-0}" == "1" ]]; then
         say "DEMO_KEEP=1: left running"
         [[ -n "${API_PORT:-}" ]] && echo "  API:        http://127.0.0.1:$API_PORT  (pid $(cat "$DEMO_DIR/serve.pid" 2>/dev/null))"
+        [[ -n "${API_PORT:-}" ]] && echo "  dashboard:  http://127.0.0.1:$API_PORT/ui  (sign in with the key in .dreamd/demo/env: DREAMD_TOKEN)"
         [[ -n "${SIM_PORT:-}" ]] && echo "  simulator:  http://127.0.0.1:$SIM_PORT  (pid $(cat "$DEMO_DIR/sim.pid" 2>/dev/null))"
         [[ -n "${HOOK_PORT:-}" ]] && echo "  receiver:   http://127.0.0.1:$HOOK_PORT/hooks  (pid $(cat "$DEMO_DIR/receiver.pid" 2>/dev/null), log .dreamd/demo/receiver.log)"
         [[ -n "${DATABASE_URL:-}" ]] && echo "  database:   $DATABASE_URL"
@@ -331,6 +332,15 @@ echo "$hooks webhook(s) arrived for $NJOBS jobs; $verified signature(s) verified
 SQL_HOOKS="select event_type, state, attempts, last_status from deliveries order by created_at"
 echo "psql: $SQL_HOOKS"
 "$PG_BIN/psql" -X "$DATABASE_URL" -c "$SQL_HOOKS"
+
+# ---- 8. the dashboard ----------------------------------------------------------------
+
+say "the dashboard"
+READ_TOKEN="$("$DREAMD" keys create --name demo-viewer --scope read 2>/dev/null | tail -n 1 | tr -d '[:space:]')"
+echo "  open          $API/ui"
+echo "  sign in with  $TOKEN   (admin: every button)"
+echo "  or            $READ_TOKEN   (read: looks only)"
+[[ "${DEMO_KEEP:-0}" == "1" ]] || echo "  (everything stops when the demo ends: DEMO_KEEP=1 bash scripts/demo.sh keeps it open)"
 
 for id in "${IDS[@]}"; do
     if [[ "${STATE[$id]}" != succeeded ]]; then

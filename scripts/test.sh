@@ -6,7 +6,8 @@
 #   bash scripts/test.sh --filter DreamdCoreTests
 # Installs systemd where systemd-analyze is missing (the unit-file test needs it).
 # Then scripts/sdk-check.sh runs the official Dream Engines Python client against `dreamd sim`
-# (skipped only with DREAMD_SKIP_SDK_CHECK=1, or when a --filter selects some tests).
+# (skipped only with DREAMD_SKIP_SDK_CHECK=1, or when a --filter selects some tests), and
+# scripts/ui-check.sh drives the dashboard in chromium (DREAMD_SKIP_UI_CHECK=1, or a --filter, skips it).
 # The cluster and its temp dir are removed on exit, whatever happens; the exit code is
 # the first failure's.
 set -euo pipefail
@@ -87,4 +88,12 @@ elif [[ $filtered -eq 1 && "${CI:-}" != "true" ]]; then
     echo "[test] a filter was given: skipping scripts/sdk-check.sh (run it alone, or the whole suite)" >&2
 else
     DREAMD_BIN="$(swift build --show-bin-path)/dreamd" timeout --kill-after=30 900 bash "$ROOT/scripts/sdk-check.sh"
+fi
+# The dashboard in a real browser (chromium + Playwright), wired like the SDK check.
+if [[ "${DREAMD_SKIP_UI_CHECK:-0}" == "1" ]]; then
+    echo "!!! SKIPPED: the dashboard browser check (DREAMD_SKIP_UI_CHECK=1). CI never skips it. !!!" >&2
+elif [[ $filtered -eq 1 && "${CI:-}" != "true" ]]; then
+    echo "[test] a filter was given: skipping scripts/ui-check.sh (run it alone, or the whole suite)" >&2
+else
+    DREAMD_BIN="$(swift build --show-bin-path)/dreamd" timeout --kill-after=30 900 bash "$ROOT/scripts/ui-check.sh"
 fi

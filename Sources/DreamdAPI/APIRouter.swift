@@ -48,14 +48,16 @@ public enum APIRouter {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RefuseNULMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware(operations: OpenAPIDocument.operations))
         HealthRoutes(probe: readiness).register(on: router)
-        router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json()) }
+        router.get("openapi.json") { _, _ in try JSONResponse.make(OpenAPIDocument.json(registry: registry)) }
         CallbacksRoutes(callbacks: callbacks, jobs: jobs, registry: registry, policy: options.callbackPolicy,
                         failures: options.authFailures)
             .register(on: router)
         let v1 = ScopedRoutes(v1: router.group("v1").add(
             middleware: AuthMiddleware(keys: keys, rateLimiter: rateLimiter, failures: options.authFailures)))
         JobsRoutes(jobs: jobs, registry: registry, checkpoints: checkpoints).register(on: v1)
+        JobRetryRoute(jobs: jobs).register(on: v1)
         CheckpointsRoutes(checkpoints: checkpoints).register(on: v1)
         SchedulesRoutes(schedules: schedules, registry: registry).register(on: v1)
         if let webhooks {

@@ -63,8 +63,31 @@ public enum JSONSchema {
     }
 
     /// An http(s) URL with a host, as the validators check it.
-    public static let httpURL: JSONValue = ["type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\\s]+"]
+    /// The host is a name or IPv4 address, or an IPv6 address in brackets; no spaces anywhere.
+    public static let httpURL: JSONValue = [
+        "type": "string", "format": "uri",
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\\s\\[\\]]+|\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?)([/?#][^\\s]*)?$",
+    ]
+
+    /// A reference to a schema of the document's `components`.
+    public static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
 
     /// Any JSON object (free-form).
     public static let anyObject: JSONValue = ["type": "object"]
+}
+
+extension JSONValue {
+    /// This schema with a `description` (what JSON Schema cannot say, such as a check across fields).
+    public func described(_ text: String) -> JSONValue {
+        guard case .object(var object) = self else { return self }
+        object["description"] = .string(text)
+        return .object(object)
+    }
+
+    /// This schema with more keywords (`multipleOf`, `not`, ...).
+    public func with(_ keywords: [String: JSONValue]) -> JSONValue {
+        guard case .object(var object) = self else { return self }
+        object.merge(keywords) { $1 }
+        return .object(object)
+    }
 }

@@ -72,6 +72,9 @@ public protocol JobExecutor: Sendable {
     /// What a job would cost, when the executor can tell before running it (`POST /v1/estimate`).
     /// The default is `nil`: no estimate for these kinds.
     func estimate(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) -> CostEstimate?
+    /// Whether `estimate(kind:params:)` prices jobs (the OpenAPI document offers `POST /v1/estimate`
+    /// for these kinds only). The default is `false`.
+    var estimatesCost: Bool { get }
     /// The most steps of this executor's kinds one process runs at once; `nil` for no limit beyond the
     /// worker's own concurrency. The worker claims no more than the free slots.
     var maxInFlight: Int? { get }
@@ -101,6 +104,7 @@ extension JobExecutor {
     }
     public func estimate(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) -> CostEstimate? { nil }
     public var maxInFlight: Int? { nil }
+    public var estimatesCost: Bool { false }
     public var health: UpstreamHealth? { nil }
     /// Whether the worker may claim this executor's kinds now.
     public var isAccepting: Bool { health?.isAccepting ?? true }

@@ -261,18 +261,17 @@ public struct JobCursor: Sendable, Hashable {
         self.id = id
     }
 
-    /// The cursor as the API hands it out.
-    public var token: String {
-        Data("\(createdAtMicros):\(id.uuidString.lowercased())".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    /// The pattern of `token` (the OpenAPI document states it): microseconds, `_`, the row's id.
+    public static let tokenPattern = "^[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
+    /// The cursor as the API hands it out: `<created_at in µs>_<id>`.
+    public var token: String { "\(createdAtMicros)_\(id.uuidString.lowercased())" }
+
+    /// Reads a token `token` handed out.
     public init?(token: String) {
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
-        let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        let parts = token.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, parts[0].utf8.count <= 18, parts[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
         self.init(createdAtMicros: micros, id: id)
     }
 }

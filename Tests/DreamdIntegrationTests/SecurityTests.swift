@@ -32,12 +32,13 @@ private func spellings(of path: String) -> [String] {
 }
 
 /// One request with a raw status and headers (for `Retry-After`).
-private func rawRequest(_ method: HTTPMethod, _ url: String, token: String?, body: [UInt8]? = nil) async throws -> (status: Int, headers: HTTPHeaders, json: JSONValue) {
+private func rawRequest(_ method: HTTPMethod, _ url: String, token: String?, body: [UInt8]? = nil,
+                        contentType: String = "application/json") async throws -> (status: Int, headers: HTTPHeaders, json: JSONValue) {
     var request = HTTPClientRequest(url: url)
     request.method = method
     if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
     if let body {
-        request.headers.add(name: "content-type", value: "application/json")
+        request.headers.add(name: "content-type", value: contentType)
         request.body = .bytes(ByteBuffer(bytes: body))
     }
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
@@ -91,9 +92,9 @@ struct SecurityTests {
                     #expect(checked > 500)
                     // The spellings the issue reported reach the route (so the check above is meaningful) and are refused.
                     let submitKey = try #require(keys[.submit])
-                    let body = Array(#"{"url": "https://hooks.example.com/x"}"#.utf8)
+                    let body = Array(#"{"url": "https://93.184.215.14/x", "event_types": ["job.*"]}"#.utf8)
                     #expect(try await rawRequest(.POST, daemon.baseURL + "/v1//subscriptions", token: submitKey, body: body).status == 403)
-                    #expect(try await rawRequest(.POST, daemon.baseURL + "/v1//subscriptions", token: try #require(keys[.admin]), body: body).status == 201)
+                    #expect(try await rawRequest(.POST, daemon.baseURL + "/v1//subscriptions", token: keys[.admin]!, body: body).status == 201)
                     #expect(try await db.values("SELECT count(*)::int FROM subscriptions", as: Int.self) == [1])
                 }
             }
@@ -116,7 +117,7 @@ struct SecurityTests {
                     let job = #"{"kind": "image_gen", "params": {"prompt": "fox", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}}"#
                     let schedule = try await daemon.request(.POST, "/v1/schedules", body: #"{"name": "hourly", "cron": "0 * * * *", "job": \#(job)}"#)
                     let scheduleID = try #require(schedule.json["id"]?.stringValue, "\(schedule.json)")
-                    let subscription = try await daemon.request(.POST, "/v1/subscriptions", body: #"{"url": "https://hooks.example.com/x"}"#)
+                    let subscription = try await daemon.request(.POST, "/v1/subscriptions", body: #"{"url": "https://93.184.215.14/x", "event_types": ["job.*"]}"#)
                     let subscriptionID = try #require(subscription.json["id"]?.stringValue, "\(subscription.json)")
                     let prompt = #"{"kind": "image_gen", "params": {"prompt": BAD, "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}}"#
                     let cases = [
@@ -126,7 +127,7 @@ struct SecurityTests {
                         BodyCase(method: .POST, path: "/v1/schedules", template: #"{"name": BAD, "cron": "0 * * * *", "job": \#(job)}"#, field: "name"),
                         BodyCase(method: .POST, path: "/v1/schedules", template: #"{"name": "n", "cron": "0 * * * *", "job": \#(prompt)}"#, field: "job.params.prompt"),
                         BodyCase(method: .PATCH, path: "/v1/schedules/\(scheduleID)", template: #"{"name": BAD}"#, field: "name"),
-                        BodyCase(method: .POST, path: "/v1/subscriptions", template: #"{"url": "https://hooks.example.com/y", "description": BAD}"#, field: "description"),
+                        BodyCase(method: .POST, path: "/v1/subscriptions", template: #"{"url": "https://93.184.215.14/y", "event_types": ["job.*"], "description": BAD}"#, field: "description"),
                         BodyCase(method: .PATCH, path: "/v1/subscriptions/\(subscriptionID)", template: #"{"description": BAD}"#, field: "description"),
                         BodyCase(method: .POST, path: "/v1/subscriptions/\(subscriptionID)/recover", template: #"{"since": BAD}"#, field: "since"),
                         BodyCase(method: .PATCH, path: "/v1/checkpoints/\(UUID().uuidString.lowercased())", template: #"{"expires_at": BAD}"#, field: "expires_at"),
@@ -154,7 +155,8 @@ struct SecurityTests {
                     // Bulk: the row with the bad string is named by its line; nothing is stored.
                     for (name, json) in hostile {
                         let body = job + "\n" + prompt.replacingOccurrences(of: "BAD", with: json) + "\n"
-                        let answer = try await rawRequest(.POST, daemon.baseURL + "/v1/jobs/bulk", token: daemon.token, body: Array(body.utf8))
+                        let answer = try await rawRequest(.POST, daemon.baseURL + "/v1/jobs/bulk", token: daemon.token, body: Array(body.utf8),
+                                                        contentType: "application/x-ndjson")
                         #expect((400..<500).contains(answer.status), "bulk with a \(name): \(answer.status) \(answer.json)")
                         #expect(answer.json["error"]?["code"]?.stringValue != nil, "bulk with a \(name): \(answer.json)")
                         if name == "NUL" {

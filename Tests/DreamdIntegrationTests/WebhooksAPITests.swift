@@ -55,12 +55,15 @@ struct WebhooksAPITests {
                     (#"{"url": "https://example.com", "event_types": ["*"], "enabled": "yes"}"#, "enabled"),
                     (#"{"url": "https://example.com", "event_types": ["*"], "secret": "hunter2"}"#, "secret"),
                     (#"{"url": "https://example.com", "event_types": ["*"], "colour": "red"}"#, "colour"),
+                    (#"{"url": "http://[0]/hook", "event_types": ["*"]}"#, "url"),
                 ]
                 for (body, field) in cases {
                     let answer = try await daemon.request(.POST, "/v1/subscriptions", body: body)
                     #expect(answer.status == 422, "\(body)")
                     #expect(answer.json["error"]?["details"]?["field"]?.stringValue == field, "\(body)")
                 }
+                let bracketed = try await daemon.request(.POST, "/v1/subscriptions", body: #"{"url": "https://[2606:4700::1111]/hook", "event_types": ["*"]}"#)
+                #expect(bracketed.status == 201, "a bracketed IPv6 host is a host: \(bracketed.json)")
                 #expect(try await daemon.request(.POST, "/v1/subscriptions", body: "{not json").status == 400)
                 #expect(try await daemon.request(.POST, "/v1/subscriptions", body: "[]").status == 400)
                 #expect(try await daemon.request(.PATCH, "/v1/subscriptions/\(id)", body: #"{"secret": "x"}"#).status == 422)

@@ -44,12 +44,7 @@ public struct BulkRoutes: Sendable {
         } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, code: "payload_too_large", message: "the bulk body exceeds \(maxBytes) bytes (DREAMD_BULK_MAX_BYTES)")
         }
-        let idempotencyKey = try request.headers[.init("Idempotency-Key")!].map { key in
-            guard (1...255).contains(key.count) else {
-                throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid_idempotency_key")
-            }
-            return key
-        }
+        let idempotencyKey = try IdempotencyKey.read(from: request)
         let received = ContinuousClock.now
         let lines = Self.lines(body)
         guard !lines.isEmpty else { throw APIError.badRequest("the body holds no rows; send one job body per line", code: "empty_body") }

@@ -20,28 +20,11 @@ public struct DeliveriesRoutes: Sendable {
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var filter = DeliveryStore.ListFilter()
-        filter.subscriptionID = try Self.uuid(query["subscription_id"], name: "subscription_id")
-        filter.eventID = try Self.uuid(query["event_id"], name: "event_id")
-        if let states = query["state"] {
-            filter.states = try states.split(separator: ",").map { text in
-                guard let state = DeliveryState(rawValue: String(text)) else {
-                    throw APIError.badRequest(
-                        "state: unknown state \(text) (one of \(DeliveryState.allCases.map(\.rawValue).joined(separator: ", ")))",
-                        code: "invalid_parameter")
-                }
-                return state
-            }
-        }
-        if let limit = query["limit"] {
-            guard let value = Int(limit), (1...500).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 500", code: "invalid_parameter")
-            }
-            filter.limit = value
-        }
-        if let cursor = query["cursor"] {
-            guard let decoded = JobCursor(token: String(cursor)) else { throw APIError.badRequest("cursor is not valid", code: "invalid_parameter") }
-            filter.cursor = decoded
-        }
+        filter.subscriptionID = try QueryValue.uuid(query["subscription_id"], name: "subscription_id")
+        filter.eventID = try QueryValue.uuid(query["event_id"], name: "event_id")
+        if let states = try QueryValue.list(query["state"], name: "state", of: DeliveryState.self) { filter.states = states }
+        if let limit = try QueryValue.limit(query["limit"]) { filter.limit = limit }
+        filter.cursor = try QueryValue.cursor(query["cursor"])
         let page = try await deliveries.list(filter)
         return try JSONResponse.make(DeliveryPage(data: page.deliveries, nextCursor: page.next?.token))
     }
@@ -72,12 +55,6 @@ public struct DeliveriesRoutes: Sendable {
         guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else {
             throw APIError.notFound("no such delivery (ids are UUIDs)")
         }
-        return id
-    }
-
-    static func uuid(_ value: Substring?, name: String) throws -> UUID? {
-        guard let value else { return nil }
-        guard let id = UUID(uuidString: String(value)) else { throw APIError.badRequest("\(name) must be a UUID", code: "invalid_parameter") }
         return id
     }
 

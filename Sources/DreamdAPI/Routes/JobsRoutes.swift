@@ -29,12 +29,7 @@ public struct JobsRoutes: Sendable {
         let body = try await RequestBody.json(request, context: context)
         let submission = try JobSubmission(body: body, registry: registry)
         try await submission.validateParams()
-        let idempotencyKey = try request.headers[.init("Idempotency-Key")!].map { key in
-            guard (1...255).contains(key.count) else {
-                throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid_idempotency_key")
-            }
-            return key
-        }
+        let idempotencyKey = try IdempotencyKey.read(from: request)
         try await ExpiredCheckpointCheck(checkpoints: checkpoints).refuseExpiredCheckpoints(submission)
         let new = JobStore.NewJob(
             kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
@@ -60,35 +55,17 @@ public struct JobsRoutes: Sendable {
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var filter = JobStore.ListFilter()
-        if let states = query["state"] {
-            filter.states = try states.split(separator: ",").map { text in
-                guard let state = JobState(rawValue: String(text)) else {
-                    throw APIError.badRequest("state: unknown state \(text) (one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))", code: "invalid_parameter")
-                }
-                return state
-            }
+        if let states = try QueryValue.list(query["state"], name: "state", of: JobState.self) { filter.states = states }
+        if let kinds = query["kind"] {
+            guard kinds.utf8.count <= 256 else { throw QueryValue.invalid("kind must be at most 256 characters") }
+            filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) }
         }
-        if let kinds = query["kind"] { filter.kinds = kinds.split(separator: ",").map { JobKind(rawValue: String($0)) } }
-        if let schedule = query["schedule_id"] {
-            guard let id = UUID(uuidString: String(schedule)) else { throw APIError.badRequest("schedule_id must be a UUID", code: "invalid_parameter") }
-            filter.scheduleID = id
-        }
-        if let batch = query["batch_id"] {
-            guard let id = UUID(uuidString: String(batch)) else { throw APIError.badRequest("batch_id must be a UUID", code: "invalid_parameter") }
-            filter.batchID = id
-        }
-        filter.createdAfter = try Self.date(query["created_after"], name: "created_after")
-        filter.createdBefore = try Self.date(query["created_before"], name: "created_before")
-        if let limit = query["limit"] {
-            guard let value = Int(limit), (1...500).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 500", code: "invalid_parameter")
-            }
-            filter.limit = value
-        }
-        if let cursor = query["cursor"] {
-            guard let decoded = JobCursor(token: String(cursor)) else { throw APIError.badRequest("cursor is not valid", code: "invalid_parameter") }
-            filter.cursor = decoded
-        }
+        filter.scheduleID = try QueryValue.uuid(query["schedule_id"], name: "schedule_id")
+        filter.batchID = try QueryValue.uuid(query["batch_id"], name: "batch_id")
+        filter.createdAfter = try QueryValue.date(query["created_after"], name: "created_after")
+        filter.createdBefore = try QueryValue.date(query["created_before"], name: "created_before")
+        if let limit = try QueryValue.limit(query["limit"]) { filter.limit = limit }
+        filter.cursor = try QueryValue.cursor(query["cursor"])
         let page = try await jobs.list(filter)
         return try JSONResponse.make(JobPage(data: page.jobs, nextCursor: page.next?.token))
     }
@@ -123,11 +100,7 @@ public struct JobsRoutes: Sendable {
     /// The text a streaming job has produced so far (the full text once it succeeded), from `offset` on.
     @Sendable func output(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try Self.jobID(context)
-        var offset = 0
-        if let text = request.uri.queryParameters["offset"] {
-            guard let value = Int(text), value >= 0 else { throw APIError.badRequest("offset must be a non-negative integer", code: "invalid_parameter") }
-            offset = value
-        }
+        let offset = try QueryValue.int(request.uri.queryParameters["offset"], name: "offset", in: 0...Self.maxOutputOffset) ?? 0
         guard let output = try await jobs.output(id: id, from: offset) else { throw APIError.notFound("no job \(id.uuidString.lowercased())") }
         return try JSONResponse.make([
             "text": .string(output.text), "offset": .number(Double(offset)), "length": .number(Double(output.length)),
@@ -135,19 +108,14 @@ public struct JobsRoutes: Sendable {
         ] as JSONValue)
     }
 
+    /// The largest `offset` of `GET /v1/jobs/{id}/output` (PostgreSQL's text positions are 32-bit).
+    static let maxOutputOffset = Int(Int32.max) - 1
+
     static func jobID(_ context: APIRequestContext) throws -> UUID {
         guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else {
             throw APIError.notFound("no such job (ids are UUIDs)")
         }
         return id
-    }
-
-    static func date(_ value: Substring?, name: String) throws -> Date? {
-        guard let value else { return nil }
-        guard let date = DreamdJSON.parseDate(String(value)) else {
-            throw APIError.badRequest("\(name) must be an ISO-8601 date-time", code: "invalid_parameter")
-        }
-        return date
     }
 }
 

@@ -55,18 +55,8 @@ public struct SchedulesRoutes: Sendable {
             guard let value = Bool(String(text)) else { throw APIError.badRequest("enabled must be true or false", code: "invalid_parameter") }
             enabled = value
         }
-        var limit = 50
-        if let text = query["limit"] {
-            guard let value = Int(text), (1...500).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 500", code: "invalid_parameter")
-            }
-            limit = value
-        }
-        var cursor: JobCursor?
-        if let text = query["cursor"] {
-            guard let decoded = JobCursor(token: String(text)) else { throw APIError.badRequest("cursor is not valid", code: "invalid_parameter") }
-            cursor = decoded
-        }
+        let limit = try QueryValue.limit(query["limit"]) ?? 50
+        let cursor = try QueryValue.cursor(query["cursor"])
         let page = try await schedules.list(enabled: enabled, limit: limit, cursor: cursor)
         let data = try page.schedules.map { try DreamdJSON.value($0) }
         return try JSONResponse.make(["data": .array(data), "next_cursor": page.next.map { .string($0.token) } ?? .null] as JSONValue)
@@ -140,13 +130,7 @@ public struct SchedulesRoutes: Sendable {
 
     @Sendable func preview(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try Self.scheduleID(context)
-        var count = 5
-        if let text = request.uri.queryParameters["count"] {
-            guard let value = Int(text), (1...100).contains(value) else {
-                throw APIError.badRequest("count must be an integer from 1 to 100", code: "invalid_parameter")
-            }
-            count = value
-        }
+        let count = try QueryValue.int(request.uri.queryParameters["count"], name: "count", in: 1...100) ?? 5
         guard let schedule = try await schedules.schedule(id: id) else { throw Self.notFound(id) }
         let parsed: (spec: ScheduleSpec, timeZone: TimeZone)
         do throws(ScheduleSpec.ParseError) { parsed = try schedule.parsed() } catch {

@@ -72,7 +72,10 @@ struct SubscriptionInput: Sendable {
         }
         guard scheme == "http" || scheme == "https" else { throw invalid("url", "must use http or https, not \(scheme)") }
         var host = components.percentEncodedHost ?? ""
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            guard case .v6? = IPAddress(host) else { throw invalid("url", "has a bracketed host that is not an IPv6 address") }
+        }
         guard !host.isEmpty else { throw invalid("url", "must have a host") }
         guard components.user == nil, components.password == nil else {
             throw invalid("url", "must not contain credentials; receivers authenticate us by the webhook-signature header")

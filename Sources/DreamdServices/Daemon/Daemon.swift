@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DreamdAPI
 import DreamdCore
 import DreamdStore
+import DreamdUI
 import DreamdUpstreams
 import Foundation
 import Hummingbird
@@ -139,14 +140,21 @@ public struct Daemon: Sendable {
             subscriptions: subscriptions, deliveries: deliveries,
             settings: WebhookAPISettings(destinationPolicy: configuration.webhooks.destinationPolicy,
                                          secretOverlap: configuration.webhooks.secretOverlap))
+        // One allowance of failed authentications per address, shared by bearer keys and dashboard sign-ins.
+        let authFailures = AddressRateLimiter(rate: configuration.authFailureRate, burst: configuration.authFailureBurst)
         let router = APIRouter.build(jobs: jobs, schedules: schedules, keys: keys, callbacks: callbacks, checkpoints: checkpoints,
                                      registry: registry, rateLimiter: rateLimiter, readiness: { await self.readiness() },
                                      webhooks: webhooks,
                                      options: .init(catalog: dreamCatalog, bulkMaxBytes: configuration.bulkMaxBytes,
-                                                    authFailures: AddressRateLimiter(rate: configuration.authFailureRate,
-                                                                                     burst: configuration.authFailureBurst),
+                                                    authFailures: authFailures,
                                                     callbackPolicy: .init(grace: configuration.callbackGrace,
                                                                           maxCallbacks: configuration.callbackMaxPerToken)))
+        // The web dashboard at /ui (DreamdUI).
+        Dashboard(stores: .init(jobs: jobs, schedules: schedules, checkpoints: checkpoints, keys: keys, deliveries: deliveries,
+                                subscriptions: subscriptions, pauses: UpstreamPauseStore(client: postgres, logger: logger), registry: registry),
+                  options: .init(secureCookies: configuration.publicURL.lowercased().hasPrefix("https://"),
+                                 dataDirectory: configuration.dataDirectory, authFailures: authFailures))
+            .register(on: router)
         let registry = metricsRegistry
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -50,11 +50,18 @@ public struct DreamEnginesExecutor: JobExecutor {
         _ = try PredictParams(kind: kind, params: params, catalog: catalog.snapshot)
     }
 
+    /// The params' schema; once the catalog was fetched, `model` names its active model.
+    public func paramsSchema(for kind: JobKind) -> JSONValue {
+        PredictParams.schema(for: kind, activeModel: catalog.snapshot?.active?.slug)
+    }
+
     /// Loads the catalog if it is older than its TTL, validates against it, and reads the header of a
     /// `start_frame.url` (bounded in size and time; headers are remembered for a few minutes).
     public func validateSubmission(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) {
         _ = try await checkedParams(kind: kind, params: params)
     }
+
+    public var estimatesCost: Bool { true }
 
     /// Frames × the model's price per frame.
     public func estimate(kind: JobKind, params: JSONValue) async throws(SubmissionCheckError) -> CostEstimate? {

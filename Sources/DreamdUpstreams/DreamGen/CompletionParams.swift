@@ -59,6 +59,9 @@ enum CompletionParams {
             throw ValidationError(field: field, message: "must be an array of strings")
         }
         guard list.count <= limit else { throw ValidationError(field: field, message: "must hold at most \(limit) strings") }
+        if let index = list.firstIndex(where: { ($0.stringValue?.unicodeScalars.count ?? 0) > ParamsReader.defaultMaxLength }) {
+            throw ValidationError(field: "\(field)[\(index)]", message: "must be at most \(ParamsReader.defaultMaxLength) characters")
+        }
     }
 
     /// DreamGen's request body for a job's params.

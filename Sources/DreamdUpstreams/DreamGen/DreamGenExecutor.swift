@@ -13,6 +13,8 @@ public struct DreamGenExecutor: JobExecutor {
 
     public init(client: DreamGenClient) { self.client = client }
 
+    public func paramsSchema(for kind: JobKind) -> JSONValue { CompletionParams.schema }
+
     public func validate(kind: JobKind, params: JSONValue) throws(ValidationError) {
         try CompletionParams.validate(params)
     }

@@ -40,6 +40,8 @@ public struct DreamlookExecutor: JobExecutor {
         self.health = health
     }
 
+    public func paramsSchema(for kind: JobKind) -> JSONValue { DreamlookParams.schema(for: kind) }
+
     public func validate(kind: JobKind, params: JSONValue) throws(ValidationError) {
         try DreamlookParams.validate(kind: kind, params: params)
     }

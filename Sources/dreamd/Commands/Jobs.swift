@@ -63,7 +63,7 @@ func printJSON(_ value: JSONValue) throws {
 struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit and follow jobs through the HTTP API.",
-        subcommands: [Submit.self, List.self, Show.self, Cancel.self, Wait.self, Estimate.self, Batch.self]
+        subcommands: [Submit.self, List.self, Show.self, Cancel.self, Retry.self, Wait.self, Estimate.self, Batch.self]
     )
 
     struct Submit: AsyncParsableCommand {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# scripts/api-check.sh — schemathesis against a running dreamd, from its own OpenAPI document.
+#
+# Starts `dreamd sim` and `dreamd serve` (on the cluster scripts/test.sh started, or on a private one
+# of its own), creates an admin key, installs schemathesis (pinned: SCHEMATHESIS_VERSION) into a
+# virtualenv under .dreamd/api-venv, and runs every phase (examples, coverage, fuzzing, stateful
+# create → get → delete links) with positive and negative data over every operation of
+# GET /openapi.json. Checks: every one schemathesis has (`--checks all`), less the ones listed in
+# scripts/schemathesis.toml with the reason. Warnings fail the run (schemathesis.toml: fail-on).
+# API_CHECK_MAX_EXAMPLES (default 30) sets the examples per operation. Prints schemathesis' summary;
+# exits non-zero on any failure. Everything started is stopped on exit. API_CHECK_SERVE_ONLY=1 starts
+# the daemon and waits instead (API and TOKEN are printed, and written to API_CHECK_ENV_FILE if set).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/lib/pg.sh
+source "$ROOT/scripts/lib/pg.sh"
+# shellcheck source=scripts/lib/run.sh
+source "$ROOT/scripts/lib/run.sh"
+
+SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
+log() { echo "[api-check] $*" >&2; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/dreamd-api-check.XXXXXX")"
+PIDS=()
+OWN_PG=""
+# shellcheck disable=SC2317  # called from the trap
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    stop_started
+    [[ $rc -ne 0 ]] && show_logs "$WORK" serve sim
+    [[ -n "$OWN_PG" ]] && pg_destroy_private "$OWN_PG"
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_dreamd_bin
+
+# A database on the test run's cluster, or on a private cluster of our own.
+if [[ -z "${PGPORT:-}" ]]; then
+    pg_ensure_installed
+    OWN_PG="$WORK/pg"
+    mkdir -p "$OWN_PG"
+    pg_start_private "$OWN_PG"
+fi
+DB="dreamd_api_check_$$"
+pg_create_db "$DB"
+export DATABASE_URL
+DATABASE_URL="$(pg_database_url "$DB")"
+
+VENV="$ROOT/.dreamd/api-venv"
+if [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]]; then
+    log "installing schemathesis==$SCHEMATHESIS_VERSION into $VENV"
+    ensure_venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+SIM_PORT="$(free_port)"
+API_PORT="$(free_port)"
+while [[ "$API_PORT" == "$SIM_PORT" ]]; do API_PORT="$(free_port)"; done
+"$DREAMD_BIN" migrate >&2
+"$DREAMD_BIN" sim --host 127.0.0.1 --port "$SIM_PORT" --queue-time 200ms --run-time 500ms >"$WORK/sim.log" 2>&1 </dev/null &
+PIDS+=($!)
+# Limits raised so that thousands of generated requests are judged on their content, not throttled;
+# the rate limits have their own tests (SecurityTests, KeyScopeTests).
+DREAMD_LISTEN="127.0.0.1:$API_PORT" \
+DREAMLOOK_BASE_URL="http://127.0.0.1:$SIM_PORT" DREAMLOOK_API_KEY=dl-api-check \
+DREAM_BASE_URL="http://127.0.0.1:$SIM_PORT" \
+DREAMGEN_BASE_URL="http://127.0.0.1:$SIM_PORT" DREAMGEN_API_KEY=dg-api-check \
+DREAMD_DATA_DIR="$WORK/data" \
+DREAMD_API_RATE_LIMIT=0 DREAMD_AUTH_FAILURE_RATE=1000 DREAMD_AUTH_FAILURE_BURST=100000 \
+DREAMD_WEBHOOK_ALLOW_PRIVATE=true DREAMD_INPUT_ALLOW_PRIVATE=true \
+DREAMD_LOG_LEVEL=warning \
+    "$DREAMD_BIN" serve >"$WORK/serve.log" 2>&1 </dev/null &
+PIDS+=($!)
+API="http://127.0.0.1:$API_PORT"
+wait_up "$API/readyz" "${PIDS[1]}" "dreamd serve"
+# Warm the model catalog, so the document's predict schema names the active model.
+TOKEN="$("$DREAMD_BIN" keys create --name api-check --scope admin | tail -n 1 | tr -d '[:space:]')"
+curl -sf -o /dev/null --max-time 10 -H "Authorization: Bearer $TOKEN" "$API/v1/models" \
+    || log "GET /v1/models failed: the predict schema stays generic"
+
+if [[ "${API_CHECK_SERVE_ONLY:-0}" == "1" ]]; then
+    log "serving for a manual look (API_CHECK_SERVE_ONLY=1): API=$API TOKEN=$TOKEN; Ctrl-C ends it"
+    echo "API=$API TOKEN=$TOKEN" >"${API_CHECK_ENV_FILE:-/dev/null}"
+    wait "${PIDS[1]}"
+    exit 0
+fi
+log "schemathesis $SCHEMATHESIS_VERSION against $API/openapi.json"
+cd "$ROOT/scripts"
+"$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$API/openapi.json" \
+    --header "Authorization: Bearer $TOKEN" \
+    --phases examples,coverage,fuzzing,stateful \
+    --mode all \
+    --max-examples "${API_CHECK_MAX_EXAMPLES:-30}" \
+    --generation-allow-x00 false --generation-codec utf-8 \
+    --request-timeout 30 \
+    --workers 2 \
+    --no-color
