@@ -10,7 +10,7 @@
 /// any non-final state ──cancel──▶ cancelled
 /// ```
 ///
-/// ``transitions`` is the one table of allowed moves: migration 0012 holds the same rows in
+/// ``transitions`` is the one table of allowed moves: migration 0021 holds the same rows in
 /// `job_transitions`, and the `jobs_audit_update` trigger refuses any `UPDATE` (from dreamd or from a
 /// person in psql) that makes another move. Who makes each move is documented in docs/ARCHITECTURE.md.
 public enum JobState: String, Sendable, Codable, CaseIterable, Hashable {

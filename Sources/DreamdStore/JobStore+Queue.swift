@@ -8,7 +8,7 @@ import PostgresNIO
 /// processes.
 ///
 /// Each operation is one statement, so one round trip and one implicit transaction; the statement-level
-/// triggers of migration 0012 add the audit rows, outbox events and webhook deliveries inside it, with the
+/// triggers of migration 0021 add the audit rows, outbox events and webhook deliveries inside it, with the
 /// actor the statement names, and refuse any move the job state machine does not allow.
 extension JobStore {
     /// Claims up to `limit` due jobs of `kinds` for `owner`, by priority then `run_at`.
