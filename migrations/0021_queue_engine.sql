@@ -23,7 +23,8 @@ INSERT INTO job_transitions (from_state, to_state) VALUES
     ('submitting', 'running'), ('submitting', 'scheduled'), ('submitting', 'queued'),
     ('submitting', 'succeeded'), ('submitting', 'failed'), ('submitting', 'cancelled'),
     ('running', 'succeeded'), ('running', 'failed'), ('running', 'scheduled'), ('running', 'queued'),
-    ('running', 'cancelled');
+    ('running', 'cancelled'),
+    ('failed', 'queued'), ('cancelled', 'queued');
 
 -- 3. Who wrote a row last, and why: the row trigger moves the transient audit_actor/audit_detail (set by the
 --    writer, never stored) here, where the statement trigger reads them from the transition table.

@@ -8,6 +8,7 @@
 ///   └─ claim when due ─┼──▶ submitting
 ///                      └──── a person in psql: running → queued, queued → scheduled
 /// any non-final state ──cancel──▶ cancelled
+/// failed | cancelled ──retry (POST /v1/jobs/{id}/retry, the dashboard)──▶ queued
 /// ```
 ///
 /// ``transitions`` is the one table of allowed moves: migration 0021 holds the same rows in
@@ -26,7 +27,7 @@ public enum JobState: String, Sendable, Codable, CaseIterable, Hashable {
     case failed
     case cancelled
 
-    /// Whether the job will never change again.
+    /// Whether the job is finished: nothing moves it again but a person's retry (`failed`/`cancelled → queued`).
     public var isFinal: Bool {
         switch self {
         case .succeeded, .failed, .cancelled: true
@@ -34,7 +35,7 @@ public enum JobState: String, Sendable, Codable, CaseIterable, Hashable {
         }
     }
 
-    /// Every allowed change of state, `from → [to]`. A final state has none.
+    /// Every allowed change of state, `from → [to]`. `succeeded` has none.
     ///
     /// - `scheduled → queued`: the scheduler's promotion of a due job (any worker's maintenance pass).
     /// - `scheduled → submitting`: a claim that finds a due job before its promotion.
@@ -48,14 +49,15 @@ public enum JobState: String, Sendable, Codable, CaseIterable, Hashable {
     /// - `running → scheduled`: a retryable failure of a poll that restarts the job.
     /// - `running → queued`: a person putting a job back (psql); the rescuer keeps polls `running`.
     /// - any non-final state `→ cancelled`: `POST /v1/jobs/{id}/cancel`, or a person in psql.
+    /// - `failed | cancelled → queued`: `POST /v1/jobs/{id}/retry` (or the dashboard's Retry), a fresh start.
     public static let transitions: [JobState: Set<JobState>] = [
         .scheduled: [.queued, .submitting, .cancelled],
         .queued: [.submitting, .scheduled, .cancelled],
         .submitting: [.running, .scheduled, .queued, .succeeded, .failed, .cancelled],
         .running: [.succeeded, .failed, .scheduled, .queued, .cancelled],
         .succeeded: [],
-        .failed: [],
-        .cancelled: [],
+        .failed: [.queued],
+        .cancelled: [.queued],
     ]
 
     /// Whether moving from `self` to `next` is allowed (a move to the same state is not a move).

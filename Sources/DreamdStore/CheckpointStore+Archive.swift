@@ -58,15 +58,30 @@ extension CheckpointStore {
         }
     }
 
-    /// Renews the lease of the claim whose token is `epoch`. Returns whether it still holds it.
-    @discardableResult
-    public func renewArchiveLease(id: UUID, epoch: Int64, owner: String, leaseDuration: Duration) async throws -> Bool {
+    /// Renews the leases of archives being downloaded, by their claims' tokens. Returns the ids still
+    /// held: an archive missing from the answer was claimed again elsewhere and its download must stop.
+    public func renewArchiveLeases(_ leases: [Lease], leaseDuration: Duration) async throws -> Set<UUID> {
+        guard !leases.isEmpty else { return [] }
         let rows = try await client.rows("""
-            UPDATE checkpoints SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
-            WHERE id = \(id) AND archive_lease_epoch = \(epoch) AND archive_lease_owner = \(owner) AND archive_state = 'archiving'
-            RETURNING id
-            """, logger: logger).rows
-        return !rows.isEmpty
+            UPDATE checkpoints c SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
+            FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
+            WHERE c.id = l.id AND c.archive_lease_epoch = l.epoch AND c.archive_state = 'archiving'
+            RETURNING c.id
+            """, logger: logger)
+        return Set(try rows.decode(UUID.self).map { $0 })
+    }
+
+    /// Gives back the leases of downloads a stopping archiver did not finish: the archives are claimable
+    /// again at once (the next attempt continues the `.part` file), and the released claims record nothing.
+    public func releaseArchives(_ leases: [Lease]) async throws {
+        guard !leases.isEmpty else { return }
+        try await client.rows("""
+            UPDATE checkpoints c SET archive_state = 'pending', archive_lease_owner = NULL, archive_lease_expires_at = NULL,
+                archive_next_attempt_at = now(), archive_lease_epoch = c.archive_lease_epoch + 1,
+                audit_actor = 'archiver', audit_detail = '{"reason": "released on shutdown"}'::jsonb
+            FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
+            WHERE c.id = l.id AND c.archive_lease_epoch = l.epoch AND c.archive_state = 'archiving'
+            """, logger: logger)
     }
 
     /// Stores a freshly signed download URL (read again from the upstream job).

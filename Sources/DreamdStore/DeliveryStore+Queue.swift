@@ -60,6 +60,31 @@ extension DeliveryStore {
         return claimed
     }
 
+    /// Renews the leases of attempts in flight, by their claims' tokens. Returns the ids still held: a
+    /// delivery missing from the answer was taken back (its lease ran out) and its attempt must stop.
+    public func renew(leases: [Lease], leaseDuration: Duration) async throws -> Set<UUID> {
+        guard !leases.isEmpty else { return [] }
+        let rows = try await client.rows("""
+            UPDATE deliveries d SET lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond'
+            FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
+            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.state = 'delivering'
+            RETURNING d.id
+            """, logger: logger)
+        return Set(try rows.decode(UUID.self).map { $0 })
+    }
+
+    /// Gives back the leases of attempts a stopping worker did not finish: the deliveries are due again at
+    /// once (sent again with the same `webhook-id`), and the epoch moves on so the released claims record nothing.
+    public func release(leases: [Lease]) async throws {
+        guard !leases.isEmpty else { return }
+        try await client.rows("""
+            UPDATE deliveries d SET state = 'pending', next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = now(), lease_epoch = d.lease_epoch + 1
+            FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
+            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.state = 'delivering'
+            """, logger: logger)
+    }
+
     /// What one attempt found, for the log.
     public struct AttemptRecord: Sendable, Hashable {
         public var attemptedAt: Date

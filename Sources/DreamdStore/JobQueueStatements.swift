@@ -1,17 +1,6 @@
 import Foundation
 import PostgresNIO
 
-/// The fencing token of one claim: a job and the `lease_epoch` its claim set.
-public struct JobLease: Sendable, Hashable {
-    public var id: UUID
-    public var epoch: Int64
-
-    public init(id: UUID, epoch: Int64) {
-        self.id = id
-        self.epoch = epoch
-    }
-}
-
 /// The queue's hot statements, prepared: each is parsed and planned once per connection, then only bound
 /// and executed. Their shapes never change with the batch size (arrays are one bind each).
 enum JobQueueStatements {

@@ -29,7 +29,7 @@ extension JobStore {
     /// Renews the leases of the given claims, each only while its epoch still matches. Returns the ids
     /// whose lease was renewed; a missing id means that claim lost its lease (rescued, released, cancelled).
     @discardableResult
-    public func heartbeat(leases: [JobLease], leaseDuration: Duration) async throws -> Set<UUID> {
+    public func heartbeat(leases: [Lease], leaseDuration: Duration) async throws -> Set<UUID> {
         guard !leases.isEmpty else { return [] }
         let renewed = try await client.prepared(JobQueueStatements.Heartbeat(
             ids: leases.map(\.id), epochs: leases.map(\.epoch), leaseMillis: Self.millis(leaseDuration)), logger: logger)
@@ -145,7 +145,7 @@ extension JobStore {
     /// being submitted goes back to `queued` and keeps its attempt count, so its next attempt first looks
     /// for the submission upstream; a running job is polled again. The epoch moves on, so the released
     /// claims can write nothing more.
-    public func release(leases: [JobLease]) async throws {
+    public func release(leases: [Lease]) async throws {
         guard !leases.isEmpty else { return }
         try await client.rows("""
             UPDATE jobs j SET state = CASE WHEN j.state = 'submitting' THEN 'queued' ELSE j.state END,

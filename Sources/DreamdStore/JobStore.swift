@@ -164,7 +164,7 @@ public struct JobStore: Sendable {
     }
 
     /// Publishes a running step's progress, if its claim still holds the job (the lease's epoch matches).
-    public func updateProgress(lease: JobLease, progress: StepProgress) async throws {
+    public func updateProgress(lease: Lease, progress: StepProgress) async throws {
         try await client.rows("""
             UPDATE jobs SET progress = \(try DreamdJSON.string(progress.counters))::jsonb,
                 partial_output = COALESCE(\(progress.partialOutput), partial_output)

@@ -64,16 +64,16 @@ struct CheckpointRetentionArchiveTests {
                     let path = "\(dataDir)/checkpoints/\(upstream).safetensors"
                     @Sendable func partSize() -> Int { (try? Data(contentsOf: URL(fileURLWithPath: path + ".part")))?.count ?? 0 }
 
-                    // First archiver: stopped (as by a crash) while about a third of the file is down.
+                    // First archiver: stopped while about a third of the file is down; the stop gives its lease back.
                     try await withServiceGroup([daemon.daemon.archiver(owner: "first", leaseDuration: .seconds(1))]) { () async throws in
                         #expect(try await eventually(timeout: .seconds(20)) { partSize() >= 64 * 1024 })
                     }
                     let interruptedAt = partSize()
                     #expect(interruptedAt > 0 && interruptedAt < 256 * 1024)
                     #expect(!FileManager.default.fileExists(atPath: path))
-                    #expect(try await daemon.checkpoint(id)["archive_state"]?.stringValue == "archiving")
+                    #expect(try await daemon.checkpoint(id)["archive_state"]?.stringValue == "pending")
 
-                    // Second archiver, after the first one's lease ran out: continues from the .part.
+                    // Second archiver: continues from the .part.
                     await sim.dreamlook.setFiles(DreamlookFileSettings())
                     try await withServiceGroup([daemon.daemon.archiver(owner: "second", leaseDuration: .seconds(1))]) { () async throws in
                         #expect(try await eventually(timeout: .seconds(20)) { try await daemon.checkpoint(id)["archive_state"]?.stringValue == "archived" })

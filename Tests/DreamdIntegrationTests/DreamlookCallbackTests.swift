@@ -125,8 +125,12 @@ struct DreamlookCallbackTests {
                     #expect(try await db.values("SELECT count(*)::int FROM job_events WHERE to_state = 'succeeded'", as: Int.self) == [4])
                     #expect(try await db.values("SELECT count(*)::int FROM events WHERE type = 'job.succeeded'", as: Int.self) == [4])
                     #expect(try await db.values("SELECT count(*)::int FROM jobs WHERE state <> 'succeeded'", as: Int.self) == [0])
-                    let late = try await db.values("SELECT count(*)::int FROM callback_inbox WHERE outcome LIKE 'ignored: job already succeeded'", as: Int.self)
-                    #expect((late.first ?? 0) >= 4)
+                    // The reordered copies (dreamlook's "running", arriving after "success") moved nothing: each was
+                    // ignored or only nudged a poll, and no callback recorded an outcome of its own.
+                    let outcomes = try await db.values("SELECT outcome FROM callback_inbox", as: String.self)
+                    let harmless = ["poll scheduled", "poll already due or in progress", "ignored: job already succeeded"]
+                    #expect(outcomes.allSatisfy { harmless.contains($0) })
+                    #expect(try await db.values("SELECT count(*)::int FROM callback_inbox WHERE upstream_state = 'running'", as: Int.self) == [4])
                 }
             }
         }

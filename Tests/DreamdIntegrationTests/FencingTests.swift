@@ -25,7 +25,7 @@ struct FencingTests {
             #expect(second.leaseEpoch > first.leaseEpoch)
 
             // The first claim's heartbeat, progress and outcomes (one or batched) are refused.
-            let staleLease = JobLease(id: job.id, epoch: first.leaseEpoch)
+            let staleLease = Lease(id: job.id, epoch: first.leaseEpoch)
             #expect(try await db.jobs.heartbeat(leases: [staleLease], leaseDuration: .seconds(30)).isEmpty)
             let stale = try await db.jobs.record(.succeeded(result: ["from": "first"], costUSD: nil, upstreamState: nil),
                                                  for: first, provider: "test", owner: "same", backoff: .jobRetry)
@@ -36,7 +36,7 @@ struct FencingTests {
             #expect(try await db.jobs.job(id: job.id)?.state == .submitting)
 
             // The second claim's heartbeats keep working, and its outcome is the one recorded.
-            let lease = JobLease(id: job.id, epoch: second.leaseEpoch)
+            let lease = Lease(id: job.id, epoch: second.leaseEpoch)
             #expect(try await db.jobs.heartbeat(leases: [lease], leaseDuration: .seconds(30)) == [job.id])
             #expect(try await db.jobs.heartbeat(leases: [lease, staleLease], leaseDuration: .seconds(30)) == [job.id])
             let write = try db.jobs.outcomeWrite(.succeeded(result: ["from": "second"], costUSD: 0.5, upstreamState: "done"),
@@ -105,6 +105,61 @@ struct FencingTests {
             #expect(outbox == [3])
             // Written once, the claims hold no lease any more: writing again changes nothing.
             #expect(try await db.jobs.recordBatch(writes).isEmpty)
+        }
+    }
+
+    @Test("a delivery's lease is renewed and given back by its claim's token only")
+    func deliveryLeasesFenced() async throws {
+        try await TestDatabase.with { db in
+            let deliveries = DeliveryStore(client: db.client, logger: db.logger)
+            _ = try await SubscriptionStore(client: db.client, logger: db.logger)
+                .create(.init(url: "http://127.0.0.1:9/hook", eventTypes: ["job.*"]))
+            try await db.client.query("INSERT INTO events (id, type, payload) VALUES (gen_random_uuid(), 'job.succeeded', '{}')", logger: db.logger)
+            let first = try #require(try await deliveries.claim(limit: 1, owner: "same", leaseDuration: .milliseconds(200), perSubscription: 4).first)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await deliveries.maintain().rescued == 1)
+            let second = try #require(try await deliveries.claim(limit: 1, owner: "same", leaseDuration: .seconds(30), perSubscription: 4).first)
+            #expect(second.id == first.id)
+            let stale = Lease(id: first.id, epoch: first.leaseEpoch)
+            let current = Lease(id: second.id, epoch: second.leaseEpoch)
+            #expect(try await deliveries.renew(leases: [stale], leaseDuration: .seconds(30)).isEmpty)
+            #expect(try await deliveries.renew(leases: [current], leaseDuration: .seconds(30)) == [second.id])
+            // The stale claim's attempt is not recorded, nor can it give the lease back.
+            let attempt = DeliveryStore.AttemptRecord(attemptedAt: Date(), statusCode: 200, durationMs: 1, responseBody: nil, error: nil)
+            #expect(try await deliveries.record(attempt, decision: .succeeded, for: first, owner: "same", disableAfter: nil).recorded == false)
+            try await deliveries.release(leases: [stale])
+            #expect(try await db.values("SELECT state FROM deliveries", as: String.self) == ["delivering"])
+            // The current one gives it back: due again at once, and its own token no longer holds.
+            try await deliveries.release(leases: [current])
+            #expect(try await db.values("SELECT state FROM deliveries WHERE next_attempt_at <= now()", as: String.self) == ["pending"])
+            #expect(try await deliveries.renew(leases: [current], leaseDuration: .seconds(30)).isEmpty)
+        }
+    }
+
+    @Test("a graceful stop past the drain timeout cancels the step and gives its lease back")
+    func drainReleasesLeases() async throws {
+        try await TestDatabase.with { db in
+            guard case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:])) else { return }
+            let slow = CountingExecutor(behaviour: .hang(.seconds(60)))
+            var configuration = WorkerConfiguration(
+                concurrency: 4, batchSize: 4, leaseDuration: .seconds(60), heartbeatInterval: .seconds(10),
+                idlePollInterval: .milliseconds(100), maintenanceInterval: .milliseconds(200), owner: "w")
+            configuration.drainTimeout = .milliseconds(300)
+            let worker = JobWorker(store: db.jobs, registry: ExecutorRegistry([slow]), configuration: configuration, logger: db.logger)
+            let started = ContinuousClock.now
+            try await withWorkers([worker], logger: db.logger) { () async throws in
+                #expect(try await eventually { worker.inFlightCount == 1 })
+            }
+            // The service group's graceful stop returned well before the step's 60 s or the lease's 60 s.
+            #expect(ContinuousClock.now - started < .seconds(15))
+            let released = try #require(try await db.jobs.job(id: job.id))
+            // Caught mid-submission: back to queued, its attempt kept, claimable at once by anyone.
+            #expect(released.state == .queued)
+            #expect(released.attempt == 1)
+            let trail = try await db.jobs.events(jobID: job.id).map { "\($0.actor):\($0.toState.rawValue)" }
+            #expect(trail == ["api:queued", "worker:submitting", "worker:queued"])
+            let again = try await db.jobs.claim(kinds: ["test_noop"], limit: 1, owner: "other", leaseDuration: .seconds(30))
+            #expect(again.map(\.job.id) == [job.id])
         }
     }
 }

@@ -42,9 +42,11 @@ struct JobStateMachineTests {
             // One bad row refuses the whole statement.
             guard case .created(let other) = try await db.jobs.insert(.init(kind: "test_noop", params: [:])) else { return }
             try await db.client.query("UPDATE jobs SET state = 'cancelled' WHERE id = \(other.id)", logger: db.logger)
+            // (queued → submitting is allowed for `job`, cancelled → submitting is not for `other`.)
             await #expect(throws: PSQLError.self) {
-                try await db.client.query("UPDATE jobs SET state = 'queued' WHERE id IN (\(job.id), \(other.id))", logger: db.logger)
+                try await db.client.query("UPDATE jobs SET state = 'submitting' WHERE id IN (\(job.id), \(other.id))", logger: db.logger)
             }
+            #expect(try await db.jobs.job(id: job.id)?.state == .queued)
             // A legal move by a person is audited with their role, and a final one reaches the outbox.
             try await db.client.query("UPDATE jobs SET state = 'scheduled', run_at = now() + interval '1 hour' WHERE id = \(job.id)", logger: db.logger)
             try await db.client.query("UPDATE jobs SET state = 'cancelled' WHERE id = \(job.id)", logger: db.logger)

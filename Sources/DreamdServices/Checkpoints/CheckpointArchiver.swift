@@ -37,62 +37,63 @@ public struct ArchiverConfiguration: Sendable {
     }
 }
 
-/// Copies checkpoints whose archive was requested to `DREAMD_DATA_DIR/checkpoints/` before dreamlook deletes them.
+/// Copies checkpoints whose archive was requested to `DREAMD_DATA_DIR/checkpoints/` before dreamlook deletes them,
+/// on the ``LeaseEngine`` with an ``ArchiveQueue``.
 ///
 /// Claims archives through the database with a lease (one daemon downloads each), runs up to
-/// `concurrency` downloads at once, renews the lease while downloading, refreshes an expired signed URL by
-/// reading the training job from dreamlook again, and retries failures with backoff. A checkpoint that
-/// expires before its archive succeeds ends `failed` with an error saying so. A download interrupted by a
-/// crash or shutdown leaves a `.part` file that the next attempt continues with a `Range` request.
+/// `concurrency` downloads at once, renews the leases while downloading (a download whose lease is lost is
+/// cancelled), refreshes an expired signed URL by reading the training job from dreamlook again, and
+/// retries failures with backoff. A checkpoint that expires before its archive succeeds ends `failed` with
+/// an error saying so. Shutdown stops downloads where they are and gives their leases back: the `.part`
+/// file is continued by the next attempt with a `Range` request.
 public final class CheckpointArchiver: Service, Sendable {
+    let engine: LeaseEngine<ArchiveQueue>
+
+    public init(store: CheckpointStore, dreamlook: DreamlookClient, downloader: CheckpointDownloader,
+                configuration: ArchiverConfiguration, logger: Logger) {
+        var logger = logger
+        logger[metadataKey: "service"] = "checkpoint-archiver"
+        engine = LeaseEngine(queue: ArchiveQueue(store: store, dreamlook: dreamlook, downloader: downloader,
+                                                 configuration: configuration, logger: logger),
+                             configuration: LeaseEngineConfiguration(
+                                 name: "archives", concurrency: configuration.concurrency, batchSize: configuration.concurrency,
+                                 claimWhenFree: 1, heartbeatInterval: configuration.leaseDuration / 3,
+                                 idlePollInterval: configuration.pollInterval, maintenanceInterval: .seconds(60), drainTimeout: .zero
+                             ), logger: logger)
+    }
+
+    public func run() async throws {
+        await engine.run()
+    }
+}
+
+/// Checkpoint archives as a ``LeasedQueue``: claims due archives (pending, or archiving with a lease that
+/// ran out), and runs one download attempt of each. Maintenance deletes archived files past retention.
+struct ArchiveQueue: LeasedQueue {
     let store: CheckpointStore
     let dreamlook: DreamlookClient
     let downloader: CheckpointDownloader
     let configuration: ArchiverConfiguration
     let logger: Logger
-    private let inFlight = Mutex<Int>(0)
 
-    public init(store: CheckpointStore, dreamlook: DreamlookClient, downloader: CheckpointDownloader,
-                configuration: ArchiverConfiguration, logger: Logger) {
-        self.store = store
-        self.dreamlook = dreamlook
-        self.downloader = downloader
-        self.configuration = configuration
-        var logger = logger
-        logger[metadataKey: "service"] = "checkpoint-archiver"
-        self.logger = logger
+    func lease(of task: ArchiveTask) -> Lease {
+        Lease(id: task.id, epoch: task.leaseEpoch)
     }
 
-    public func run() async throws {
-        // Shutdown stops downloads where they are: their `.part` files and leases are picked up later.
-        await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                var lastRetention = ContinuousClock.now - .seconds(3600)
-                while !Task.isCancelled {
-                    if let retention = self.configuration.retention, ContinuousClock.now - lastRetention >= .seconds(60) {
-                        lastRetention = ContinuousClock.now
-                        await self.applyRetention(retention)
-                    }
-                    let free = self.configuration.concurrency - self.inFlight.withLock { $0 }
-                    if free > 0 {
-                        do {
-                            let tasks = try await self.store.claimArchives(owner: self.configuration.owner, limit: free,
-                                                                           leaseDuration: self.configuration.leaseDuration)
-                            for task in tasks {
-                                self.inFlight.withLock { $0 += 1 }
-                                group.addTask {
-                                    await self.archive(task)
-                                    self.inFlight.withLock { $0 -= 1 }
-                                }
-                            }
-                        } catch {
-                            self.logger.warning("claiming archives failed", metadata: ["error": "\(String(reflecting: error))"])
-                        }
-                    }
-                    try? await Task.sleep(for: self.configuration.pollInterval)
-                }
-            }
-        }
+    func claim(limit: Int, running: [ArchiveTask]) async throws -> [ArchiveTask] {
+        try await store.claimArchives(owner: configuration.owner, limit: limit, leaseDuration: configuration.leaseDuration)
+    }
+
+    func renew(_ leases: [Lease]) async throws -> Set<UUID> {
+        try await store.renewArchiveLeases(leases, leaseDuration: configuration.leaseDuration)
+    }
+
+    func release(_ leases: [Lease]) async throws {
+        try await store.releaseArchives(leases)
+    }
+
+    func maintain() async {
+        if let retention = configuration.retention { await applyRetention(retention) }
     }
 
     /// The file a checkpoint is archived to.
@@ -103,32 +104,11 @@ public final class CheckpointArchiver: Service, Sendable {
         return "\(configuration.directory)/\(name).\(ext)"
     }
 
-    /// One attempt at one archive, with the lease renewed while it runs; the attempt is cancelled as soon
-    /// as a renewal finds the lease lost (its claim's token no longer matches).
-    func archive(_ task: ArchiveTask) async {
-        var taskLogger = self.logger
-        taskLogger[metadataKey: "checkpoint"] = "\(task.upstreamCheckpointID)"
-        let logger = taskLogger
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.renewLease(task, logger: logger) }
-            group.addTask { await self.attempt(task, logger: logger) }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    /// Renews the lease until cancelled; returns early when the lease is lost.
-    private func renewLease(_ task: ArchiveTask, logger: Logger) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.leaseDuration / 3)
-            guard !Task.isCancelled else { return }
-            let held = try? await store.renewArchiveLease(id: task.id, epoch: task.leaseEpoch, owner: configuration.owner,
-                                                          leaseDuration: configuration.leaseDuration)
-            if held == false {
-                logger.warning("archive lease lost; cancelling the download")
-                return
-            }
-        }
+    /// One attempt at one archive (cancelled by the engine as soon as its lease is lost).
+    func run(_ task: ArchiveTask) async {
+        var logger = self.logger
+        logger[metadataKey: "checkpoint"] = "\(task.upstreamCheckpointID)"
+        await attempt(task, logger: logger)
     }
 
     private func attempt(_ task: ArchiveTask, logger: Logger) async {

@@ -14,12 +14,12 @@ final class ProgressWriter: Sendable {
 
     let store: JobStore
     /// The claim whose step reports: progress is written only while its lease holds.
-    let lease: JobLease
+    let lease: Lease
     let logger: Logger
     let interval: Duration
     private let state = Mutex(State())
 
-    init(store: JobStore, lease: JobLease, logger: Logger, interval: Duration = .milliseconds(200)) {
+    init(store: JobStore, lease: Lease, logger: Logger, interval: Duration = .milliseconds(200)) {
         self.store = store
         self.lease = lease
         self.logger = logger

@@ -9,7 +9,7 @@ enum QueueMetrics {
     }
 
     /// Steps cancelled because their claim's lease was lost.
-    static func leasesLost(_ count: Int) {
-        Counter(label: "dreamd_leases_lost_total").increment(by: count)
+    static func leasesLost(_ count: Int, queue: String) {
+        Counter(label: "dreamd_leases_lost_total", dimensions: [("queue", queue)]).increment(by: count)
     }
 }

@@ -6,107 +6,86 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// Claims due webhook deliveries and runs their attempts concurrently.
+/// Claims due webhook deliveries and runs their attempts concurrently, on the ``LeaseEngine`` with a
+/// ``DeliveryQueue``.
 ///
 /// Idle workers sleep until a NOTIFY on `dreamd_deliveries` (a new event fanned out, a redelivery),
-/// a finished attempt, the next retry this worker scheduled, or the poll fallback. A claim holds a
-/// lease longer than the attempt timeout; if this process dies, the lease runs out, the maintenance
-/// pass of any worker makes the delivery due again, and it is sent with the same `webhook-id`.
+/// freed slots, the next retry this worker scheduled, or the poll fallback. A claim holds a lease longer
+/// than the attempt timeout, renewed while the attempt runs; if this process dies, the lease runs out, the
+/// maintenance pass of any worker makes the delivery due again, and it is sent with the same `webhook-id`.
 /// On graceful shutdown the worker stops claiming and lets the attempts in flight finish.
 public final class DeliveryWorker: Service, Sendable {
-    let store: DeliveryStore
-    let sender: WebhookSender
-    let configuration: WebhookConfiguration
-    let wake: WakeSignal
-    let logger: Logger
-    private let inFlight = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    /// The earliest retry this worker scheduled and has not yet looked for.
-    private let nextRetry = Mutex<ContinuousClock.Instant?>(nil)
+    let engine: LeaseEngine<DeliveryQueue>
 
     public init(store: DeliveryStore, sender: WebhookSender, configuration: WebhookConfiguration, wake: WakeSignal = WakeSignal(),
                 logger: Logger) {
-        self.store = store
-        self.sender = sender
-        self.configuration = configuration
-        self.wake = wake
         var logger = logger
         logger[metadataKey: "delivery_worker"] = "\(configuration.owner)"
-        self.logger = logger
+        engine = LeaseEngine(queue: DeliveryQueue(store: store, sender: sender, configuration: configuration, logger: logger),
+                             configuration: LeaseEngineConfiguration(
+                                 name: "deliveries", concurrency: configuration.concurrency, batchSize: configuration.batchSize,
+                                 heartbeatInterval: configuration.leaseDuration / 3, idlePollInterval: configuration.idlePollInterval,
+                                 maintenanceInterval: configuration.maintenanceInterval,
+                                 drainTimeout: configuration.attemptTimeout + .seconds(5)
+                             ), wake: wake, logger: logger)
     }
 
     /// Attempts running now.
-    public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
+    public var inFlightCount: Int { engine.runningCount }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                await self.claimLoop(&group)
-                while self.inFlightCount > 0, !Task.isCancelled {
-                    await self.wake.wait(timeout: .milliseconds(200))
-                }
-            }
-        } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
-            self.wake.signal()
-        }
+        await engine.run()
+    }
+}
+
+/// The deliveries table as a ``LeasedQueue``: claims due deliveries under the per-subscription cap, and
+/// runs one signed attempt of each, recording it with its consequence (retry, final failure, disabling).
+struct DeliveryQueue: LeasedQueue {
+    let store: DeliveryStore
+    let sender: WebhookSender
+    let configuration: WebhookConfiguration
+    let logger: Logger
+    /// The earliest retry this worker scheduled and has not yet looked for.
+    private let nextRetry = NextRetry()
+
+    init(store: DeliveryStore, sender: WebhookSender, configuration: WebhookConfiguration, logger: Logger) {
+        self.store = store
+        self.sender = sender
+        self.configuration = configuration
+        self.logger = logger
     }
 
-    private func claimLoop(_ group: inout DiscardingTaskGroup) async {
-        let clock = ContinuousClock()
-        var lastMaintenance = clock.now - configuration.maintenanceInterval
-        var failures = 0
-        while !stopping.load(ordering: .relaxed), !Task.isCancelled {
-            if clock.now - lastMaintenance >= configuration.maintenanceInterval {
-                lastMaintenance = clock.now
-                await maintain()
-            }
-            // Claim in chunks: after a busy spell, wait until a quarter of a batch is free rather than
-            // running one claim query per finished attempt.
-            let free = configuration.concurrency - inFlightCount
-            let chunk = max(1, min(configuration.batchSize, configuration.concurrency) / 4)
-            let wanted = free >= chunk || inFlightCount == 0 ? min(free, configuration.batchSize) : 0
-            var claimed: [ClaimedDelivery] = []
-            if wanted > 0 {
-                do {
-                    claimed = try await store.claim(limit: wanted, owner: configuration.owner, leaseDuration: configuration.leaseDuration,
-                                                    perSubscription: configuration.perSubscription)
-                    failures = 0
-                } catch {
-                    failures += 1
-                    logger.warning("delivery claim failed", metadata: ["error": "\(LogSafe.describe(error))"])
-                    try? await Task.sleep(for: BackoffPolicy(base: .milliseconds(200), cap: .seconds(10)).delay(afterAttempt: failures))
-                    continue
-                }
-            }
-            for delivery in claimed {
-                inFlight.add(1, ordering: .relaxed)
-                group.addTask {
-                    await self.deliver(delivery)
-                    self.inFlight.subtract(1, ordering: .relaxed)
-                    self.wake.signal()
-                }
-            }
-            if claimed.count < wanted || wanted == 0 {
-                await wake.wait(timeout: idleWait(clock: clock))
-            }
-        }
+    func lease(of delivery: ClaimedDelivery) -> Lease {
+        Lease(id: delivery.id, epoch: delivery.leaseEpoch)
+    }
+
+    func claim(limit: Int, running: [ClaimedDelivery]) async throws -> [ClaimedDelivery] {
+        try await store.claim(limit: limit, owner: configuration.owner, leaseDuration: configuration.leaseDuration,
+                              perSubscription: configuration.perSubscription)
+    }
+
+    func renew(_ leases: [Lease]) async throws -> Set<UUID> {
+        try await store.renew(leases: leases, leaseDuration: configuration.leaseDuration)
+    }
+
+    func release(_ leases: [Lease]) async throws {
+        try await store.release(leases: leases)
     }
 
     /// The poll fallback, shortened when a retry this worker scheduled falls due sooner.
-    private func idleWait(clock: ContinuousClock) -> Duration {
-        let now = clock.now
-        return nextRetry.withLock { next in
-            guard let due = next else { return configuration.idlePollInterval }
+    func idleWait(fallback: Duration) -> Duration {
+        let now = ContinuousClock.now
+        return nextRetry.due.withLock { next in
+            guard let due = next else { return fallback }
             if due <= now {
                 next = nil
                 return .milliseconds(1)
             }
-            return min(configuration.idlePollInterval, due - now)
+            return min(fallback, due - now)
         }
     }
 
-    private func maintain() async {
+    func maintain() async {
         do {
             let result = try await store.maintain()
             if result.rescued > 0 {
@@ -121,12 +100,14 @@ public final class DeliveryWorker: Service, Sendable {
     }
 
     /// Runs one attempt of a claimed delivery and records it.
-    func deliver(_ delivery: ClaimedDelivery) async {
+    func run(_ delivery: ClaimedDelivery) async {
         var logger = self.logger
         logger[metadataKey: "delivery_id"] = "\(delivery.id)"
         logger[metadataKey: "subscription_id"] = "\(delivery.subscriptionID)"
         logger[metadataKey: "event_type"] = "\(delivery.eventType)"
         let outcome = await sender.send(delivery, logger: logger)
+        // Cancelled: the lease was lost (another worker has the delivery) or the drain gave it back.
+        guard !Task.isCancelled else { return }
         let attempt = delivery.previousAttempts + 1
         let decision = Self.decide(outcome, attempt: attempt, schedule: configuration.retrySchedule)
         WebhookMetrics.record(outcome: outcome, decision: decision)
@@ -141,7 +122,7 @@ public final class DeliveryWorker: Service, Sendable {
                 report(outcome: outcome, decision: decision, attempt: attempt, result: result, logger: logger)
                 if case .retry(let wait) = decision, result.recorded {
                     let due = ContinuousClock.now + wait
-                    nextRetry.withLock { next in next = min(next ?? due, due) }
+                    nextRetry.due.withLock { next in next = min(next ?? due, due) }
                 }
                 return
             } catch {
@@ -186,6 +167,11 @@ public final class DeliveryWorker: Service, Sendable {
             logger.warning("webhook subscription disabled", metadata: ["reason": "\(reason)"])
         }
     }
+}
+
+/// The earliest retry a delivery worker scheduled (shared by the copies of its ``DeliveryQueue``).
+final class NextRetry: Sendable {
+    let due = Mutex<ContinuousClock.Instant?>(nil)
 }
 
 /// Operational metrics of webhook delivery (swift-metrics; exported by whichever backend is bootstrapped).
