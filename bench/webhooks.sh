@@ -4,13 +4,18 @@
 #   burst:  N events committed at once → deliveries/s;
 #   paced:  events committed one per transaction at a steady rate → p50/p99 from commit to receipt.
 #
-#   bash bench/webhooks.sh [events=5000] [subscriptions=1] [concurrency=32] [per-subscription=32] [paced-rate=200] [paced-seconds=10]
+# The burst runs twice: with the default per-subscription cap (DREAMD_WEBHOOK_PER_SUBSCRIPTION, 4) and with a
+# raised one (the 4th argument). Deliveries/s counts deliveries recorded as succeeded, not receipts. The
+# bench process hosts the delivery worker, so its peak RSS is the worker's. Ends with `deliveries/s: X`
+# (the raised cap's figure).
+#
+#   bash bench/webhooks.sh [events=20000] [subscriptions=1] [concurrency=128] [per-subscription=128] [paced-rate=200] [paced-seconds=10]
 #   BENCH_CONFIG=debug bash bench/webhooks.sh     # default: release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
 
-EVENTS=${1:-5000}; SUBSCRIPTIONS=${2:-1}; CONCURRENCY=${3:-32}; PER_SUBSCRIPTION=${4:-32}
+EVENTS=${1:-20000}; SUBSCRIPTIONS=${2:-1}; CONCURRENCY=${3:-128}; PER_SUBSCRIPTION=${4:-128}
 RATE=${5:-200}; SECONDS_PACED=${6:-10}
 CONFIG=${BENCH_CONFIG:-release}
 
@@ -29,11 +34,18 @@ swift build "${SCRATCH[@]}" -c "$CONFIG" --product WebhookBench >&2
 BIN=$(swift build "${SCRATCH[@]}" -c "$CONFIG" --show-bin-path)
 DATABASE_URL="$URL" "$BIN/dreamd" migrate --migrations-dir migrations >/dev/null
 
-echo "==> webhooks: $EVENTS events x $SUBSCRIPTIONS subscription(s), concurrency $CONCURRENCY, $PER_SUBSCRIPTION per subscription; then $RATE events/s for ${SECONDS_PACED}s"
 echo "    ($(nproc) cores, $("$PG_BIN/postgres" --version), $CONFIG build; receiver, daemon path and PostgreSQL on this machine)"
+echo "==> webhooks, default per-subscription cap 4: $EVENTS events x $SUBSCRIPTIONS subscription(s), concurrency $CONCURRENCY; then $RATE events/s for ${SECONDS_PACED}s"
+OUT=$("$BIN/WebhookBench" "$URL" "$EVENTS" "$SUBSCRIPTIONS" "$CONCURRENCY" 4 "$RATE" "$SECONDS_PACED")
+echo "$OUT" | grep -v '^[A-Z_0-9]*='
+DPS_DEFAULT=$(echo "$OUT" | sed -n 's/^DELIVERIES_PER_SECOND=//p')
+echo "peak RSS: $(echo "$OUT" | sed -n 's/^PEAK_RSS_MB=//p') MB"
+
+echo "==> webhooks, per-subscription cap raised to $PER_SUBSCRIPTION: same load"
 OUT=$("$BIN/WebhookBench" "$URL" "$EVENTS" "$SUBSCRIPTIONS" "$CONCURRENCY" "$PER_SUBSCRIPTION" "$RATE" "$SECONDS_PACED")
 echo "$OUT" | grep -v '^[A-Z_0-9]*='
 DPS=$(echo "$OUT" | sed -n 's/^DELIVERIES_PER_SECOND=//p')
+echo "peak RSS: $(echo "$OUT" | sed -n 's/^PEAK_RSS_MB=//p') MB"
 
 # The baseline, in the same run on the same server: pgbench's simple-update transactions.
 pg_create_db pgbench >/dev/null
@@ -42,9 +54,11 @@ echo "==> pgbench -N (simple-update), 8 clients, 15s, same server"
 TPS=$("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -N -c 8 -j 2 -T 15 pgbench 2>/dev/null \
       | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 echo "pgbench: $TPS TPS"
-python3 - "$DPS" "$TPS" <<'PY'
+python3 - "$DPS" "$TPS" "$DPS_DEFAULT" <<'PY'
 import sys
-dps, tps = float(sys.argv[1]), float(sys.argv[2])
+dps, tps, default = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f"default cap (4 per subscription): {default:.0f} deliveries/s; raised cap: {dps:.0f} deliveries/s")
 print(f"ratio: {dps:.0f} deliveries/s = {dps / tps:.2f} x pgbench simple-update TPS ({tps:.0f})")
 print("(each delivery is a claim share, a signed HTTP POST to the local receiver and a record statement with its attempt row)")
+print(f"deliveries/s: {dps:.0f}")
 PY

@@ -116,7 +116,9 @@ struct WebhookBench {
             print(String(format: "paced: %d events/s for %d s (%d deliveries, one transaction per event): commit -> receipt p50 %.1f ms, p99 %.1f ms, max %.1f ms",
                          pacedRate, pacedSeconds, pacedExpected, paced.percentile(0.5) * 1000, paced.percentile(0.99) * 1000,
                          (paced.last ?? 0) * 1000))
-            print(String(format: "DELIVERIES_PER_SECOND=%.0f", Double(deliveries) / receiveSeconds))
+            // Deliveries recorded as succeeded (not receipts): the attempt row and the delivery's state committed.
+            print(String(format: "DELIVERIES_PER_SECOND=%.0f", Double(deliveries) / recordSeconds))
+            print(String(format: "PEAK_RSS_MB=%.1f", Self.peakRSSMegabytes()))
             print(String(format: "PACED_P50_MS=%.1f", paced.percentile(0.5) * 1000))
             print(String(format: "PACED_P99_MS=%.1f", paced.percentile(0.99) * 1000))
 
@@ -144,6 +146,15 @@ struct WebhookBench {
         ]
         let event: JSONValue = ["type": "job.succeeded", "timestamp": "2026-01-01T00:00:05.000000Z", "data": job]
         return (try? DreamdJSON.string(event)) ?? "{}"
+    }
+
+    /// The process's peak resident set (`VmHWM` in /proc/self/status), in MB; 0 where unavailable.
+    static func peakRSSMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+        }
+        return 0
     }
 
     static func count(_ client: PostgresClient, _ sql: String, _ logger: Logger) async throws -> Int {
