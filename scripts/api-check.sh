@@ -20,6 +20,9 @@ source "$ROOT/scripts/lib/pg.sh"
 source "$ROOT/scripts/lib/run.sh"
 
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
+API_CHECK_DEFAULT_SEED=20261204
+# The bulk check sends a body just over this limit; 4 MiB keeps that quick (the default is 64 MiB).
+BULK_MAX_BYTES=$((4 << 20))
 log() { echo "[api-check] $*" >&2; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/dreamd-api-check.XXXXXX")"
@@ -73,6 +76,7 @@ DREAMLOOK_BASE_URL="http://127.0.0.1:$SIM_PORT" DREAMLOOK_API_KEY=dl-api-check \
 DREAM_BASE_URL="http://127.0.0.1:$SIM_PORT" \
 DREAMGEN_BASE_URL="http://127.0.0.1:$SIM_PORT" DREAMGEN_API_KEY=dg-api-check \
 DREAMD_DATA_DIR="$WORK/data" \
+DREAMD_BULK_MAX_BYTES="$BULK_MAX_BYTES" \
 DREAMD_API_RATE_LIMIT=0 DREAMD_AUTH_FAILURE_RATE=1000 DREAMD_AUTH_FAILURE_BURST=100000 \
 DREAMD_WEBHOOK_ALLOW_PRIVATE=true DREAMD_INPUT_ALLOW_PRIVATE=true \
 DREAMD_LOG_LEVEL=warning \
@@ -91,14 +95,36 @@ if [[ "${API_CHECK_SERVE_ONLY:-0}" == "1" ]]; then
     wait "${PIDS[1]}"
     exit 0
 fi
+# One worker: with two, hypothesis (describing its filter lambdas) runs `ast.parse` in two threads at
+# once, and CPython 3.11 keeps the parser's recursion depth per process, not per thread, so runs died
+# with "SystemError: AST constructor recursion depth mismatch" or a KeyError from hypothesis' cache. On
+# 2 cores a second worker bought little time anyway. The seed is pinned, so that the gate is repeatable:
+# a change of the code or of the document changes what it finds, nothing else does (API_CHECK_SEED=random
+# draws one, printed at the end, for exploring; any other number replays that run).
+seed_args=(--seed "${API_CHECK_SEED:-$API_CHECK_DEFAULT_SEED}")
+[[ "${API_CHECK_SEED:-}" == "random" ]] && seed_args=()
 log "schemathesis $SCHEMATHESIS_VERSION against $API/openapi.json"
-cd "$ROOT/scripts"
+# Run from the temp dir: schemathesis writes its caches (.schemathesis, .hypothesis) into the working
+# directory, and a cached crash would be replayed into the next run.
+cd "$WORK"
+status=0
+SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesis_hooks.py" \
 "$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$API/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --phases examples,coverage,fuzzing,stateful \
     --mode all \
     --max-examples "${API_CHECK_MAX_EXAMPLES:-30}" \
+    "${seed_args[@]}" \
     --generation-allow-x00 false --generation-codec utf-8 \
+    --generation-database none \
     --request-timeout 30 \
-    --workers 2 \
-    --no-color
+    --workers 1 \
+    --no-color || status=$?
+[[ $status -eq 0 ]] || log "schemathesis failed (exit $status)"
+# Bulk uploads (application/x-ndjson): what one generated row per upload cannot reach.
+log "bulk NDJSON check (scripts/bulk_check.py)"
+API="$API" TOKEN="$TOKEN" BULK_MAX_BYTES="$BULK_MAX_BYTES" "$VENV/bin/python" "$ROOT/scripts/bulk_check.py" || {
+    log "scripts/bulk_check.py failed"
+    [[ $status -ne 0 ]] || status=1
+}
+exit "$status"
