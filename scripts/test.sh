@@ -7,7 +7,9 @@
 # Installs systemd where systemd-analyze is missing (the unit-file test needs it).
 # Then scripts/sdk-check.sh runs the official Dream Engines Python client against `dreamd sim`
 # (skipped only with DREAMD_SKIP_SDK_CHECK=1, or when a --filter selects some tests), and
-# scripts/ui-check.sh drives the dashboard in chromium (DREAMD_SKIP_UI_CHECK=1, or a --filter, skips it).
+# scripts/ui-check.sh drives the dashboard in chromium (DREAMD_SKIP_UI_CHECK=1, or a --filter, skips it),
+# and scripts/api-check.sh runs schemathesis and the bulk NDJSON check against the daemon
+# (DREAMD_SKIP_API_CHECK=1, or a --filter, skips it).
 # The cluster and its temp dir are removed on exit, whatever happens; the exit code is
 # the first failure's.
 set -euo pipefail
@@ -96,4 +98,13 @@ elif [[ $filtered -eq 1 && "${CI:-}" != "true" ]]; then
     echo "[test] a filter was given: skipping scripts/ui-check.sh (run it alone, or the whole suite)" >&2
 else
     DREAMD_BIN="$(swift build --show-bin-path)/dreamd" timeout --kill-after=30 900 bash "$ROOT/scripts/ui-check.sh"
+fi
+# The API against its own OpenAPI document (schemathesis, pinned, in .dreamd/api-venv) and the bulk
+# NDJSON check, on this run's cluster; wired like the two checks above.
+if [[ "${DREAMD_SKIP_API_CHECK:-0}" == "1" ]]; then
+    echo "!!! SKIPPED: the schemathesis API check (DREAMD_SKIP_API_CHECK=1). CI never skips it. !!!" >&2
+elif [[ $filtered -eq 1 && "${CI:-}" != "true" ]]; then
+    echo "[test] a filter was given: skipping scripts/api-check.sh (run it alone, or the whole suite)" >&2
+else
+    DREAMD_BIN="$(swift build --show-bin-path)/dreamd" timeout --kill-after=30 900 bash "$ROOT/scripts/api-check.sh"
 fi

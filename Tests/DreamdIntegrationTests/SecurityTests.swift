@@ -165,6 +165,15 @@ struct SecurityTests {
                             #expect(row?["field"]?.stringValue == "params.prompt", "\(answer.json)")
                         }
                     }
+                    // A bulk line that is not UTF-8 is refused by its line, not stored with U+FFFD in its place.
+                    let notUTF8 = Array((job + "\n").utf8) + Array(#"{"kind": "image_gen", "params": {"prompt": "a "#.utf8) + [0xFF, 0xFE]
+                        + Array(#"", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}}"#.utf8) + [0x0A]
+                    let notUTF8Answer = try await rawRequest(.POST, daemon.baseURL + "/v1/jobs/bulk", token: daemon.token, body: notUTF8,
+                                                             contentType: "application/x-ndjson")
+                    #expect(notUTF8Answer.status == 422, "bulk with bytes that are not UTF-8: \(notUTF8Answer.status) \(notUTF8Answer.json)")
+                    let notUTF8Row = notUTF8Answer.json["error"]?["details"]?["rows"]?.arrayValue?.first
+                    #expect(notUTF8Row?["line"]?.intValue == 2, "\(notUTF8Answer.json)")
+                    #expect(notUTF8Row?["code"]?.stringValue == "invalid_json", "\(notUTF8Answer.json)")
                     // A NUL in a query string or a path segment is a 4xx too.
                     for path in ["/v1/jobs?state=%00", "/v1/models/a%00b", "/v1/jobs?metadata.note=%00", "/v1/checkpoints?job_id=%00"] {
                         let answer = try await rawRequest(.GET, daemon.baseURL + path, token: daemon.token)

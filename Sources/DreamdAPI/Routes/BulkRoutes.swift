@@ -56,6 +56,7 @@ public struct BulkRoutes: Sendable {
         var rowErrors: [(line: Int, error: APIError)] = []
         for (number, text) in lines {
             do {
+                guard let text else { throw APIError.badRequest("the line is not valid UTF-8", code: "invalid_json") }
                 let value: JSONValue
                 do { value = try JSONValue.parse(text) } catch {
                     throw APIError.badRequest("the line is not valid JSON: \(error.description)", code: "invalid_json")
@@ -124,13 +125,18 @@ public struct BulkRoutes: Sendable {
         return try JSONResponse.make(summary)
     }
 
-    /// Non-blank lines with their 1-based line numbers.
-    static func lines(_ body: ByteBuffer) -> [(Int, String)] {
-        var result: [(Int, String)] = []
+    /// Non-blank lines with their 1-based line numbers; `nil` for a line that is not UTF-8 (refused as
+    /// `invalid_json`, as a `POST /v1/jobs` body would be, rather than stored with U+FFFD in its place).
+    static func lines(_ body: ByteBuffer) -> [(Int, String?)] {
+        var result: [(Int, String?)] = []
         var number = 0
         for line in body.readableBytesView.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             number += 1
-            let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let decoded = String(validating: line, as: UTF8.self) else {
+                result.append((number, nil))
+                continue
+            }
+            let text = decoded.trimmingCharacters(in: .whitespacesAndNewlines)
             if !text.isEmpty { result.append((number, text)) }
         }
         return result
