@@ -3,10 +3,14 @@ import Testing
 
 @Suite("Job states")
 struct JobStateTests {
-    @Test("final states never change", arguments: [JobState.succeeded, .failed, .cancelled])
+    @Test("final states change only by a person's retry (failed/cancelled → queued); succeeded never",
+          arguments: [JobState.succeeded, .failed, .cancelled])
     func finalStatesAreFinal(state: JobState) {
         #expect(state.isFinal)
-        for next in JobState.allCases { #expect(!state.canTransition(to: next)) }
+        for next in JobState.allCases {
+            let retry = state != .succeeded && next == .queued
+            #expect(state.canTransition(to: next) == retry)
+        }
     }
 
     @Test("the documented paths are allowed and shortcuts are not")
