@@ -53,6 +53,8 @@ public enum CallbackRedaction {
             .retry(redact(error), retryAfter: retryAfter)
         case .deferred(let until, let reason):
             .deferred(until: until, reason: redact(reason))
+        case .unsettled(let error, let retryAfter, let hold, let since, let anchor):
+            .unsettled(redact(error), retryAfter: retryAfter, holdSubmissions: hold, since: since, anchor: anchor)
         }
     }
 

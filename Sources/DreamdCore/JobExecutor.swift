@@ -15,6 +15,12 @@ public enum StepOutcome: Sendable, Hashable {
     /// ran out of credits): the job goes back to waiting **without using up an attempt** — `queued`
     /// (claimable as soon as its executor accepts work again) or, with `until`, `scheduled` until then.
     case deferred(until: Date?, reason: JobError)
+    /// A submission's outcome is unknown and could not be settled yet (the upstream could not be asked, or
+    /// its answer was not conclusive). The job waits, `scheduled` with `error` set, and is looked up again
+    /// after `retryAfter` **without sending it again and without using up an attempt**. `since` is when the
+    /// unsettled submission began, `anchor` an upstream id accepted before it; `holdSubmissions` asks every
+    /// dreamd process on the database to hold fresh submissions of the job's kind meanwhile.
+    case unsettled(JobError, retryAfter: Duration, holdSubmissions: Bool, since: Date, anchor: String?)
 }
 
 /// The job a worker holds a lease on.
@@ -30,12 +36,23 @@ public struct ClaimedJob: Sendable, Hashable {
     /// writes match it, so once the lease was rescued (and perhaps claimed again, even by this process)
     /// nothing this claim writes is accepted.
     public var leaseEpoch: Int64
+    /// Set when an earlier submission of this job may have reached the upstream though its answer was
+    /// lost (a 5xx or a cut connection after sending, a crash or shutdown mid-submission): when that
+    /// submission began. The executor settles it (finds the upstream copy or proves there is none)
+    /// before it sends anything again.
+    public var reconcileSince: Date?
+    /// An upstream job id accepted before `reconcileSince`, recorded by an earlier reconciliation round:
+    /// a listing that still shows it covers every job created since.
+    public var reconcileAnchor: String?
 
-    public init(job: Job, pollCount: Int, callbackURL: String? = nil, leaseEpoch: Int64 = 0) {
+    public init(job: Job, pollCount: Int, callbackURL: String? = nil, leaseEpoch: Int64 = 0,
+                reconcileSince: Date? = nil, reconcileAnchor: String? = nil) {
         self.job = job
         self.pollCount = pollCount
         self.callbackURL = callbackURL
         self.leaseEpoch = leaseEpoch
+        self.reconcileSince = reconcileSince
+        self.reconcileAnchor = reconcileAnchor
     }
 }
 
@@ -81,6 +98,10 @@ public protocol JobExecutor: Sendable {
     /// The upstream's health as this process sees it (paused, unhealthy, in flight), if the executor
     /// tracks it. While `health.isAccepting` is false the worker claims none of this executor's kinds.
     var health: UpstreamHealth? { get }
+    /// Whether this executor settles unknown submission outcomes by listing the upstream's recent jobs,
+    /// so that fresh submissions of its kinds must be held while one is pending (`reconcile_hold`).
+    /// The default is `false`.
+    var reconcilesByListing: Bool { get }
 }
 
 /// A checkpoint a job's params name, and where: `field` is the params path (`params.checkpoint_id`).
@@ -106,6 +127,7 @@ extension JobExecutor {
     public var maxInFlight: Int? { nil }
     public var estimatesCost: Bool { false }
     public var health: UpstreamHealth? { nil }
+    public var reconcilesByListing: Bool { false }
     /// Whether the worker may claim this executor's kinds now.
     public var isAccepting: Bool { health?.isAccepting ?? true }
 }

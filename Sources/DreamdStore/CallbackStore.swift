@@ -115,32 +115,88 @@ public struct CallbackStore: Sendable {
         text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "") : text
     }
 
-    /// Makes a running job due for a poll now and wakes the workers. Returns whether it was moved.
-    public func pollSoon(jobID: UUID) async throws -> Bool {
-        let rows = try await client.rows("""
-            WITH nudged AS (
-                UPDATE jobs SET run_at = now()
-                WHERE id = \(jobID) AND state = 'running' AND run_at > now()
-                RETURNING kind
-            )
-            SELECT pg_notify('dreamd_jobs', kind) FROM nudged
-            """, logger: logger).rows
-        return !rows.isEmpty
+    /// What asking for an early poll found.
+    public enum PollNudge: Sendable, Hashable {
+        /// The running job was made due now (and the workers woken).
+        case nudged
+        /// A poll is due already and nobody works on the job: it will see what the callback reported.
+        case alreadyDue
+        /// The job is being submitted or polled right now: the callback waits until that step is recorded.
+        case busy
+        /// The job is not running (waiting, or final).
+        case notRunning
     }
 
-    /// Takes a short lease on a running job that nobody works on, so a trusted callback outcome can be
-    /// recorded through the ordinary `JobStore.record` path. Returns the claimed job or `nil`.
+    /// Makes a running job due for a poll now and wakes the workers, unless a worker holds it.
+    public func pollSoon(jobID: UUID) async throws -> PollNudge {
+        let rows = try await client.rows("""
+            WITH target AS (
+                SELECT id, kind, state, lease_owner IS NOT NULL AS busy, run_at > now() AS later FROM jobs WHERE id = \(jobID)
+            ), nudged AS (
+                UPDATE jobs j SET run_at = now()
+                FROM target t WHERE j.id = t.id AND t.state = 'running' AND NOT t.busy AND t.later
+                RETURNING j.kind
+            ), woken AS (
+                SELECT pg_notify('dreamd_jobs', kind) FROM nudged
+            )
+            SELECT t.state, t.busy, (SELECT count(*) FROM woken) > 0 FROM target t
+            """, logger: logger)
+        for (state, busy, nudged) in try rows.decode((String, Bool, Bool).self) {
+            if nudged { return .nudged }
+            if busy || state == JobState.submitting.rawValue { return .busy }
+            return state == JobState.running.rawValue ? .alreadyDue : .notRunning
+        }
+        return .notRunning
+    }
+
+    /// Takes a short lease on a job that nobody works on, so a trusted callback outcome can be recorded
+    /// through the ordinary `JobStore.record` path. A running job keeps its state; a waiting one whose
+    /// submission the callback settles (`scheduled`, `queued`) moves to `submitting`, as a claim would.
+    /// Returns the claimed job or `nil`.
     public func claimForCallback(jobID: UUID, owner: String) async throws -> ClaimedJob? {
         let rows = try await client.rows("""
             UPDATE jobs SET lease_owner = \(owner), lease_expires_at = now() + interval '30 seconds',
-                lease_epoch = lease_epoch + 1
-            WHERE id = \(jobID) AND state = 'running' AND lease_owner IS NULL
+                lease_epoch = lease_epoch + 1,
+                state = CASE WHEN state = 'running' THEN state ELSE 'submitting' END,
+                audit_actor = 'callback'
+            WHERE id = \(jobID) AND state IN ('running', 'scheduled', 'queued') AND lease_owner IS NULL
             RETURNING \(unescaped: JobColumns.list())
             """, logger: logger).rows
-        return try rows.first.map { row in
-            let decoded = try JobRow(row)
-            return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount, leaseEpoch: decoded.leaseEpoch)
+        return try rows.first.map { try JobRow($0).claimed }
+    }
+
+    /// A stored callback not acted on yet, with its job.
+    public struct Pending: Sendable {
+        public var inboxID: Int64
+        public var job: Job
+        public var payload: JSONValue?
+    }
+
+    /// Callbacks stored more than a second ago and not processed yet (they came while their job was
+    /// being submitted or polled, or their processing failed) whose job nobody works on now, oldest first.
+    public func pending(limit: Int = 100) async throws -> [Pending] {
+        let rows = try await client.rows("""
+            SELECT i.id, i.payload, i.payload_encoding, \(unescaped: JobColumns.list("j"))
+            FROM callback_inbox i JOIN jobs j ON j.id = i.job_id
+            WHERE i.processed_at IS NULL AND i.received_at < now() - interval '1 second'
+              AND j.lease_owner IS NULL AND j.state <> 'submitting'
+            ORDER BY i.id LIMIT \(limit)
+            """, logger: logger).rows
+        return try rows.map { row in
+            let cells = row.makeRandomAccess()
+            let text = try cells[1].decode(String.self)
+            let encoding = try cells[2].decode(String.self)
+            let body = encoding == "base64" ? Data(base64Encoded: text).map { String(decoding: $0, as: UTF8.self) } : text
+            let job = try JobRow(row, offset: 3).job
+            return Pending(inboxID: try cells[0].decode(Int64.self), job: job, payload: body.flatMap { try? JSONValue.parse($0) })
         }
+    }
+
+    /// Records what processing found so far, leaving the callback to be processed again later.
+    public func markWaiting(inboxID: Int64, note: String) async throws {
+        try await client.rows("""
+            UPDATE callback_inbox SET outcome = \(Self.textSafe(note)) WHERE id = \(inboxID) AND processed_at IS NULL
+            """, logger: logger)
     }
 
     public func markProcessed(inboxID: Int64, outcome: String) async throws {

@@ -6,20 +6,26 @@ import PostgresNIO
 enum JobQueueStatements {
     /// Claims up to `$2` due jobs of the kinds `$1` for owner `$3`: `queued → submitting` (an attempt
     /// counted) or a due poll of a `running` job (state kept); the lease until `$4` ms from now and the
-    /// epoch moved on, which is the claim's fencing token.
+    /// epoch moved on, which is the claim's fencing token. Of the kinds `$5` (executors that reconcile by
+    /// listing), fresh submissions are held while any job of the kind has `reconcile_hold` set; the
+    /// reconciling jobs themselves and polls are still claimed.
     struct Claim: PostgresPreparedStatement {
         static let sql = """
-            WITH due AS (
+            WITH held AS (
+                SELECT DISTINCT kind FROM jobs WHERE reconcile_hold AND kind = ANY($5::text[])
+            ), due AS (
                 SELECT id FROM jobs
                 WHERE state IN ('queued', 'running') AND run_at <= now()
                   AND lease_owner IS NULL AND kind = ANY($1::text[])
+                  AND NOT (state = 'queued' AND reconcile_since IS NULL AND kind IN (SELECT kind FROM held))
                 ORDER BY priority, run_at, id
                 LIMIT $2
-                FOR UPDATE SKIP LOCKED
+                FOR UPDATE OF jobs SKIP LOCKED
             )
             UPDATE jobs j SET
                 state = CASE WHEN j.state = 'queued' THEN 'submitting' ELSE j.state END,
                 attempt = CASE WHEN j.state = 'queued' THEN j.attempt + 1 ELSE j.attempt END,
+                submitted_at = CASE WHEN j.state = 'queued' THEN now() ELSE j.submitted_at END,
                 lease_owner = $3,
                 lease_expires_at = now() + $4 * interval '1 millisecond',
                 lease_epoch = j.lease_epoch + 1,
@@ -33,6 +39,7 @@ enum JobQueueStatements {
         var limit: Int
         var owner: String
         var leaseMillis: Int64
+        var holdingKinds: [String]
 
         func makeBindings() throws -> PostgresBindings {
             var binds = PostgresBindings()
@@ -40,6 +47,7 @@ enum JobQueueStatements {
             binds.append(limit)
             binds.append(owner)
             binds.append(leaseMillis)
+            binds.append(holdingKinds)
             return binds
         }
 
@@ -75,35 +83,46 @@ enum JobQueueStatements {
     ///
     /// Each job's write matches its claim's epoch and a live lease (`lease_expires_at IS NOT NULL`: a final
     /// job, a rescued or released one has none), so a stale claim's outcome changes nothing.
-    /// Columns of `o`: `op` is `running`, `succeeded`, `failed`, `retry` or `deferred`; text columns use
+    /// `unsettled` (an unknown submission outcome still to be settled) waits like a retry but gives its
+    /// attempt back and records the reconciliation columns; `deferred` keeps them; every other outcome
+    /// clears them (the submission is settled).
+    /// Columns of `o`: `op` is `running`, `succeeded`, `failed`, `retry`, `deferred` or `unsettled`; text columns use
     /// `''` for "none" (the arrays cannot hold NULL through PostgresNIO's encoders).
     static let outcomeUpdate = """
         UPDATE jobs j SET
             state = CASE o.op
                 WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed'
-                WHEN 'retry' THEN 'scheduled'
+                WHEN 'retry' THEN 'scheduled' WHEN 'unsettled' THEN 'scheduled'
                 ELSE CASE WHEN j.state <> 'submitting' THEN j.state
                           WHEN NULLIF(o.run_at, '')::timestamptz > now() THEN 'scheduled' ELSE 'queued' END
                 END,
-            attempt = CASE WHEN o.op = 'deferred' AND j.state = 'submitting' THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
+            attempt = CASE WHEN o.op IN ('deferred', 'unsettled') AND j.state = 'submitting' THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
             result = CASE WHEN o.op = 'succeeded' THEN NULLIF(o.result, '')::jsonb ELSE j.result END,
             error = CASE o.op WHEN 'succeeded' THEN NULL WHEN 'running' THEN j.error ELSE NULLIF(o.error, '')::jsonb END,
             cost_usd = CASE WHEN o.op = 'succeeded' THEN NULLIF(o.cost, '')::numeric ELSE j.cost_usd END,
             upstream_provider = CASE WHEN o.op = 'running' THEN o.provider ELSE j.upstream_provider END,
-            upstream_job_id = CASE o.op WHEN 'running' THEN o.upstream_job_id WHEN 'retry' THEN NULL ELSE j.upstream_job_id END,
-            upstream_state = CASE o.op WHEN 'retry' THEN NULL WHEN 'deferred' THEN j.upstream_state
+            upstream_job_id = CASE o.op WHEN 'running' THEN o.upstream_job_id WHEN 'retry' THEN NULL WHEN 'unsettled' THEN NULL
+                                   ELSE j.upstream_job_id END,
+            upstream_state = CASE o.op WHEN 'retry' THEN NULL WHEN 'unsettled' THEN NULL WHEN 'deferred' THEN j.upstream_state
                                   ELSE COALESCE(NULLIF(o.upstream_state, ''), j.upstream_state) END,
             poll_count = CASE o.op WHEN 'running' THEN CASE WHEN j.state = 'running' THEN j.poll_count + 1 ELSE 0 END
-                                   WHEN 'retry' THEN 0 ELSE j.poll_count END,
+                                   WHEN 'retry' THEN 0 WHEN 'unsettled' THEN 0 ELSE j.poll_count END,
             run_at = CASE o.op WHEN 'running' THEN NULLIF(o.run_at, '')::timestamptz
                                WHEN 'retry' THEN now() + o.delay_ms * interval '1 millisecond'
+                               WHEN 'unsettled' THEN now() + o.delay_ms * interval '1 millisecond'
                                WHEN 'deferred' THEN COALESCE(NULLIF(o.run_at, '')::timestamptz, j.run_at)
                                ELSE j.run_at END,
+            reconcile_since = CASE o.op WHEN 'unsettled' THEN NULLIF(o.since, '')::timestamptz
+                                        WHEN 'deferred' THEN j.reconcile_since ELSE NULL END,
+            reconcile_hold = CASE o.op WHEN 'unsettled' THEN o.hold = 't' WHEN 'deferred' THEN j.reconcile_hold ELSE false END,
+            reconcile_anchor = CASE o.op WHEN 'unsettled' THEN NULLIF(o.anchor, '')
+                                         WHEN 'deferred' THEN j.reconcile_anchor ELSE NULL END,
             lease_owner = NULL, lease_expires_at = NULL,
             audit_actor = o.actor, audit_detail = o.detail::jsonb
         FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                    $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[])
-             AS o(id, epoch, op, result, error, cost, provider, upstream_job_id, upstream_state, run_at, delay_ms, actor, detail)
+                    $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
+             AS o(id, epoch, op, result, error, cost, provider, upstream_job_id, upstream_state, run_at, delay_ms, actor, detail,
+                  since, hold, anchor)
         WHERE j.id = o.id AND j.lease_epoch = o.epoch AND j.lease_expires_at IS NOT NULL
         """
 
@@ -135,6 +154,10 @@ public struct OutcomeWrite: Sendable {
     var delayMillis: Int64 = 0
     var actor: String
     var detail: String
+    /// `unsettled` only: when the unsettled submission began, `t` to hold the kind's submissions, an anchor id.
+    var since = ""
+    var hold = ""
+    var anchor = ""
 
     /// The job this write is for.
     public var jobID: UUID { id }
@@ -154,6 +177,9 @@ public struct OutcomeWrite: Sendable {
         binds.append(writes.map(\.delayMillis))
         binds.append(writes.map(\.actor))
         binds.append(writes.map(\.detail))
+        binds.append(writes.map(\.since))
+        binds.append(writes.map(\.hold))
+        binds.append(writes.map(\.anchor))
         return binds
     }
 }

@@ -5,7 +5,7 @@ import PostgresNIO
 /// The columns every job query selects, in the order `JobRow.decode` reads them.
 enum JobColumns {
     /// How many columns `list` selects (a query may add its own after them).
-    static let count = 23
+    static let count = 25
 
     static func list(_ alias: String = "") -> String {
         let p = alias.isEmpty ? "" : "\(alias)."
@@ -13,7 +13,8 @@ enum JobColumns {
             \(p)id, \(p)kind, \(p)state, \(p)params::text, \(p)result::text, \(p)error::text, \(p)attempt, \
             \(p)max_attempts, \(p)priority, \(p)run_at, \(p)created_at, \(p)updated_at, \(p)finished_at, \
             \(p)upstream_provider, \(p)upstream_job_id, \(p)upstream_state, \(p)cost_usd::float8, \(p)schedule_id, \
-            \(p)metadata::text, \(p)poll_count, \(p)request_hash, \(p)progress::text, \(p)lease_epoch
+            \(p)metadata::text, \(p)poll_count, \(p)request_hash, \(p)progress::text, \(p)lease_epoch, \
+            \(p)reconcile_since, \(p)reconcile_anchor
             """
     }
 }
@@ -25,9 +26,13 @@ struct JobRow: Sendable {
     var requestHash: String?
     /// The fencing token of the job's current lease (see `ClaimedJob.leaseEpoch`).
     var leaseEpoch: Int64
+    /// Set while a submission's outcome is unknown (see `ClaimedJob.reconcileSince`).
+    var reconcileSince: Date?
+    var reconcileAnchor: String?
 
-    init(_ row: PostgresRow) throws {
-        let cells = row.makeRandomAccess()
+    /// Decodes the `JobColumns.list` columns, starting at column `offset` of `row`.
+    init(_ row: PostgresRow, offset: Int = 0) throws {
+        let cells = OffsetCells(cells: row.makeRandomAccess(), offset: offset)
         func json(_ index: Int) throws -> JSONValue? {
             guard let text = try cells[index].decode(String?.self) else { return nil }
             return try DreamdJSON.decode(JSONValue.self, from: text)
@@ -64,6 +69,24 @@ struct JobRow: Sendable {
         pollCount = try cells[19].decode(Int.self)
         requestHash = try cells[20].decode(String?.self)
         leaseEpoch = try cells[22].decode(Int64.self)
+        reconcileSince = try cells[23].decode(Date?.self)
+        reconcileAnchor = try cells[24].decode(String?.self)
+    }
+}
+
+/// A row's cells seen from a column offset (a query that selects its own columns before the job's).
+private struct OffsetCells {
+    let cells: PostgresRandomAccessRow
+    let offset: Int
+
+    subscript(index: Int) -> PostgresCell { cells[index + offset] }
+}
+
+extension JobRow {
+    /// The row as a claim: the job plus what its step needs (poll count, fencing token, reconciliation).
+    var claimed: ClaimedJob {
+        ClaimedJob(job: job, pollCount: pollCount, leaseEpoch: leaseEpoch,
+                   reconcileSince: reconcileSince, reconcileAnchor: reconcileAnchor)
     }
 }
 

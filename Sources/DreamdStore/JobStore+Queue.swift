@@ -15,15 +15,15 @@ extension JobStore {
     ///
     /// A `queued` job moves to `submitting` and its attempt counts up; a `running` job (due for a poll)
     /// keeps its state. Either way the claim holds a lease until `leaseDuration` from now, and its
-    /// `leaseEpoch` is the fencing token every later write of this claim must match.
-    public func claim(kinds: [JobKind], limit: Int, owner: String, leaseDuration: Duration) async throws -> [ClaimedJob] {
+    /// `leaseEpoch` is the fencing token every later write of this claim must match. Fresh submissions of
+    /// `holdingKinds` are held while a job of the kind waits on a held reconciliation (`reconcile_hold`).
+    public func claim(kinds: [JobKind], limit: Int, owner: String, leaseDuration: Duration,
+                      holdingKinds: [JobKind] = []) async throws -> [ClaimedJob] {
         guard limit > 0, !kinds.isEmpty else { return [] }
         let rows = try await client.prepared(JobQueueStatements.Claim(
-            kinds: kinds.map(\.rawValue), limit: limit, owner: owner, leaseMillis: Self.millis(leaseDuration)), logger: logger)
-        return try rows.map { row in
-            let decoded = try JobRow(row)
-            return ClaimedJob(job: decoded.job, pollCount: decoded.pollCount, leaseEpoch: decoded.leaseEpoch)
-        }.sorted { ($0.job.priority, $0.job.runAt) < ($1.job.priority, $1.job.runAt) }
+            kinds: kinds.map(\.rawValue), limit: limit, owner: owner, leaseMillis: Self.millis(leaseDuration),
+            holdingKinds: holdingKinds.map(\.rawValue)), logger: logger)
+        return try rows.map { try JobRow($0).claimed }.sorted { ($0.job.priority, $0.job.runAt) < ($1.job.priority, $1.job.runAt) }
     }
 
     /// Renews the leases of the given claims, each only while its epoch still matches. Returns the ids
@@ -92,6 +92,20 @@ extension JobStore {
             write.error = try DreamdJSON.string(reason)
             write.runAt = until.map(DreamdJSON.formatDate) ?? ""
             write.detail = try DreamdJSON.string(JSONValue.object(audit))
+        case .unsettled(let error, let retryAfter, let hold, let since, let anchor):
+            // The outcome of a submission is unknown: wait and look again, never send it again blindly.
+            write.op = "unsettled"
+            write.error = try DreamdJSON.string(error)
+            write.delayMillis = Self.millis(retryAfter)
+            write.since = DreamdJSON.formatDate(since)
+            write.hold = hold ? "t" : ""
+            write.anchor = anchor ?? ""
+            var audit: [String: JSONValue] = [
+                "reconciling": try DreamdJSON.value(error), "since": .string(write.since),
+                "hold_submissions": .bool(hold), "look_again_in_ms": .number(Double(write.delayMillis)),
+            ]
+            if let anchor { audit["anchor"] = .string(anchor) }
+            write.detail = try DreamdJSON.string(JSONValue.object(audit))
         }
         return write
     }
@@ -142,13 +156,15 @@ extension JobStore {
     }
 
     /// Gives back the given claims' leases without recording an outcome (graceful drain): a job that was
-    /// being submitted goes back to `queued` and keeps its attempt count, so its next attempt first looks
-    /// for the submission upstream; a running job is polled again. The epoch moves on, so the released
-    /// claims can write nothing more.
+    /// being submitted goes back to `queued` and keeps its attempt count, with `reconcile_since` set to when
+    /// its submission began (and its kind's submissions held), so its next attempt first settles that
+    /// submission upstream; a running job is polled again. The epoch moves on, so the released claims can
+    /// write nothing more.
     public func release(leases: [Lease]) async throws {
         guard !leases.isEmpty else { return }
         try await client.rows("""
             UPDATE jobs j SET state = CASE WHEN j.state = 'submitting' THEN 'queued' ELSE j.state END,
+                \(unescaped: Self.unsettleSubmission)
                 lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'worker', audit_detail = '{"reason": "released on shutdown"}'::jsonb
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
@@ -171,9 +187,10 @@ extension JobStore {
 
     /// Takes back work whose lease ran out (its process crashed or hung).
     ///
-    /// A job caught while `submitting` goes back to `queued` (its next attempt first looks for an
-    /// earlier submission upstream) or fails if that was its last attempt; a `running` job is simply
-    /// polled again. Returns how many leases were taken back.
+    /// A job caught while `submitting` goes back to `queued` with `reconcile_since` set, even on its last
+    /// attempt: its submission may have reached the upstream, so its next claim settles that first (an
+    /// executor that cannot settle it fails the job rather than send it again past its attempts); a
+    /// `running` job is simply polled again. Returns how many leases were taken back.
     @discardableResult
     public func rescueExpiredLeases(limit: Int = 1000) async throws -> Int {
         let error = try DreamdJSON.string(JobError(code: "lease_expired", message: "the worker holding this job stopped renewing its lease"))
@@ -184,17 +201,22 @@ extension JobStore {
                 LIMIT \(limit) FOR UPDATE SKIP LOCKED
             )
             UPDATE jobs j SET
-                state = CASE
-                    WHEN j.state = 'submitting' AND j.attempt >= j.max_attempts THEN 'failed'
-                    WHEN j.state = 'submitting' THEN 'queued'
-                    ELSE j.state END,
-                error = CASE WHEN j.state = 'submitting' AND j.attempt >= j.max_attempts THEN \(error)::jsonb ELSE j.error END,
+                state = CASE WHEN j.state = 'submitting' THEN 'queued' ELSE j.state END,
+                error = CASE WHEN j.state = 'submitting' THEN \(error)::jsonb ELSE j.error END,
+                \(unescaped: Self.unsettleSubmission)
                 lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'rescuer', audit_detail = jsonb_build_object('reason', 'lease expired', 'owner', j.lease_owner)
             FROM expired WHERE j.id = expired.id
             RETURNING j.id
             """, logger: logger).rows.count
     }
+
+    /// The `SET` items that mark a job caught mid-submission as unsettled: its submission began at
+    /// `submitted_at` and its outcome is unknown; fresh submissions of its kind are held until it is settled.
+    static let unsettleSubmission = """
+        reconcile_since = CASE WHEN j.state = 'submitting' THEN coalesce(j.reconcile_since, j.submitted_at, now()) ELSE j.reconcile_since END,
+        reconcile_hold = CASE WHEN j.state = 'submitting' THEN true ELSE j.reconcile_hold END,
+        """
 
     static func millis(_ duration: Duration) -> Int64 { Int64(duration.seconds * 1000) }
 

@@ -98,13 +98,22 @@ public struct JobStore: Sendable {
     }
 
     private func existing(for new: NewJob) async throws -> InsertOutcome? {
+        guard let key = new.idempotencyKey else { return nil }
+        return try await existing(idempotencyKey: key, requestHash: new.requestHash, apiKeyID: new.apiKeyID)
+    }
+
+    /// The job an earlier request with `idempotencyKey` (by the same API key) created, if any: `.replayed`
+    /// when its body had the same `requestHash`, else `.conflict`. The API looks this up before it
+    /// validates a submission again, so a retried request gets its job even once its input (a presigned
+    /// URL, a checkpoint) would no longer pass.
+    public func existing(idempotencyKey: String, requestHash: String?, apiKeyID: UUID?) async throws -> InsertOutcome? {
         let rows = try await client.rows("""
             SELECT \(unescaped: JobColumns.list()) FROM jobs
-            WHERE api_key_id IS NOT DISTINCT FROM \(new.apiKeyID)::uuid AND idempotency_key = \(new.idempotencyKey)
+            WHERE api_key_id IS NOT DISTINCT FROM \(apiKeyID)::uuid AND idempotency_key = \(idempotencyKey)
             """, logger: logger).rows
         guard let found = rows.first else { return nil }
         let row = try JobRow(found)
-        return row.requestHash == new.requestHash ? .replayed(row.job) : .conflict(row.job)
+        return row.requestHash == requestHash ? .replayed(row.job) : .conflict(row.job)
     }
 
     /// One job by id.

@@ -8,7 +8,8 @@ import Metrics
 /// `POST /callbacks/{provider}/{token}`: an upstream reports that a job finished.
 ///
 /// The unguessable per-submission token is the credential (only its hash is stored). The raw payload
-/// is persisted first, with callback tokens replaced by a marker; then the kind's executor decides:
+/// is persisted first, with callback tokens replaced by a marker; then the kind's executor decides
+/// (`CallbackProcessor`; a callback for a job being submitted or polled waits and is applied after):
 /// usually the callback only makes the job due for a poll, so the daemon confirms the state with its own
 /// key before any final transition. Unknown tokens, and tokens whose job has been final for longer than
 /// the grace period, get 404 and change nothing (and count against the caller's address, like a bad
@@ -68,9 +69,9 @@ public struct CallbacksRoutes: Sendable {
         logger[metadataKey: "job_id"] = "\(received.job.id)"
         logger[metadataKey: "kind"] = "\(received.job.kind)"
         do {
-            let outcome = try await process(received, payload: payload, logger: logger)
-            try await callbacks.markProcessed(inboxID: received.inboxID, outcome: outcome)
-            logger.info("callback received", metadata: ["outcome": "\(outcome)"])
+            let processor = CallbackProcessor(callbacks: callbacks, jobs: jobs, registry: registry, logger: logger)
+            let result = try await processor.process(inboxID: received.inboxID, job: received.job, payload: payload)
+            logger.info("callback received", metadata: ["outcome": "\(result)"])
         } catch {
             // Stored, so nothing is lost: polling remains the safety net.
             logger.warning("callback stored but not processed", metadata: ["error": "\(String(reflecting: error))"])
@@ -78,24 +79,4 @@ public struct CallbacksRoutes: Sendable {
         return try JSONResponse.make(["received": true] as JSONValue, status: .accepted)
     }
 
-    private func process(_ received: CallbackStore.Received, payload: JSONValue?, logger: Logger) async throws -> String {
-        let job = received.job
-        if job.state.isFinal { return "ignored: job already \(job.state.rawValue)" }
-        guard let payload else { return "ignored: body is not JSON" }
-        guard let executor = registry.executor(for: job.kind) else { return "ignored: no executor for \(job.kind)" }
-        switch executor.callbackDecision(for: job, payload: payload) {
-        case .ignore(let reason):
-            return "ignored: \(reason)"
-        case .confirmByPolling:
-            return try await callbacks.pollSoon(jobID: job.id) ? "poll scheduled" : "poll already due or in progress"
-        case .trust(let outcome):
-            let owner = "callback:\(received.inboxID)"
-            guard let claimed = try await callbacks.claimForCallback(jobID: job.id, owner: owner) else {
-                return "ignored: job busy or not running"
-            }
-            let recorded = try await jobs.record(outcome, for: claimed, provider: executor.provider, owner: owner,
-                                                 backoff: .jobRetry, actor: "callback")
-            return "recorded \(recorded?.state.rawValue ?? "nothing")"
-        }
-    }
 }

@@ -2,6 +2,7 @@ import DreamdCore
 import DreamdStore
 import Foundation
 import Hummingbird
+import Logging
 
 /// `/v1/jobs`: submit, list, get, audit trail, cancel.
 public struct JobsRoutes: Sendable {
@@ -28,8 +29,14 @@ public struct JobsRoutes: Sendable {
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
         let body = try await RequestBody.json(request, context: context)
         let submission = try JobSubmission(body: body, registry: registry)
-        try await submission.validateParams()
         let idempotencyKey = try IdempotencyKey.read(from: request)
+        if let idempotencyKey,
+           let earlier = try await jobs.existing(idempotencyKey: idempotencyKey, requestHash: try submission.requestHash,
+                                                 apiKeyID: context.apiKey?.id) {
+            // Idempotent replay first: a retried request gets its job without being validated again.
+            return try answer(earlier)
+        }
+        try await submission.validateParams()
         try await ExpiredCheckpointCheck(checkpoints: checkpoints).refuseExpiredCheckpoints(submission)
         let new = JobStore.NewJob(
             kind: submission.kind, params: submission.params, runAt: submission.runAt, priority: submission.priority,
@@ -37,9 +44,15 @@ public struct JobsRoutes: Sendable {
             requestHash: try submission.requestHash, apiKeyID: context.apiKey?.id,
             provider: registry.executor(for: submission.kind)?.provider, archiveCheckpoints: submission.archiveCheckpoints
         )
-        switch try await jobs.insert(new) {
+        return try answer(try await jobs.insert(new), logger: context.logger)
+    }
+
+    /// The answer to a submission: 201 with the new job, 200 with the job a known Idempotency-Key made,
+    /// 409 when that key came with another body.
+    func answer(_ outcome: JobStore.InsertOutcome, logger: Logger? = nil) throws -> Response {
+        switch outcome {
         case .created(let job):
-            context.logger.info("job submitted", metadata: ["job_id": "\(job.id)", "kind": "\(job.kind)"])
+            logger?.info("job submitted", metadata: ["job_id": "\(job.id)", "kind": "\(job.kind)"])
             var response = try JSONResponse.make(job, status: .created)
             response.headers[.location] = "/v1/jobs/\(job.id.uuidString.lowercased())"
             return response

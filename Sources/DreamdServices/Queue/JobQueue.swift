@@ -29,7 +29,7 @@ struct JobQueue: LeasedQueue {
             do {
                 let started = ContinuousClock.now
                 let part = try await store.claim(kinds: part.kinds, limit: limit, owner: configuration.owner,
-                                                 leaseDuration: configuration.leaseDuration)
+                                                 leaseDuration: configuration.leaseDuration, holdingKinds: holdingKinds)
                 Timer(label: "dreamd_claim_duration_seconds").recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
                 Counter(label: "dreamd_jobs_claimed_total").increment(by: part.count)
                 claimed += part
@@ -40,6 +40,12 @@ struct JobQueue: LeasedQueue {
             }
         }
         return claimed
+    }
+
+    /// The kinds whose executors settle lost submissions by listing: their fresh submissions are held while
+    /// one of their jobs waits on a held reconciliation.
+    var holdingKinds: [JobKind] {
+        registry.executors.filter(\.reconcilesByListing).flatMap(\.kinds)
     }
 
     /// What one claim pass may take: each capped executor's kinds up to its free slots, then the kinds
@@ -73,13 +79,17 @@ struct JobQueue: LeasedQueue {
         try await store.release(leases: leases)
     }
 
-    /// Promotes due scheduled jobs and takes back leases that ran out.
+    /// Promotes due scheduled jobs, takes back leases that ran out, and applies callbacks that had to wait.
     func maintain() async {
         do {
             let promoted = try await store.promoteDueJobs()
             let rescued = try await store.rescueExpiredLeases()
             if rescued > 0 { logger.warning("took over work with expired leases", metadata: ["jobs": "\(rescued)"]) }
             if promoted > 0 { logger.debug("promoted due jobs", metadata: ["jobs": "\(promoted)"]) }
+            if let callbacks {
+                // Callbacks that came while their job was busy are applied now that it is free.
+                try await CallbackProcessor(callbacks: callbacks.store, jobs: store, registry: registry, logger: logger).processPending()
+            }
         } catch {
             logger.warning("queue maintenance failed", metadata: ["error": "\(LogSafe.describe(error))"])
         }
@@ -109,7 +119,13 @@ struct JobQueue: LeasedQueue {
             }
         }
         let outcome: StepOutcome
-        if isSubmission, let refused = await expiredCheckpointOutcome(claimed, executor: executor, logger: logger) {
+        if isSubmission, claimed.job.attempt > claimed.job.maxAttempts, !executor.reconcilesByListing {
+            // Taken back from a worker that stopped on the last attempt: this executor cannot tell whether
+            // that submission reached the upstream, and sending it past its attempts is not allowed.
+            outcome = .failed(JobError(code: "lease_expired",
+                                       message: "the worker holding this job's last attempt (\(claimed.job.maxAttempts)) stopped mid-submission; not sent again"),
+                              upstreamState: nil)
+        } else if isSubmission, let refused = await expiredCheckpointOutcome(claimed, executor: executor, logger: logger) {
             // A checkpoint this job runs on expired while it waited: fail without calling the upstream.
             outcome = refused
         } else {
@@ -130,8 +146,10 @@ struct JobQueue: LeasedQueue {
                                                    backoff: configuration.retryBackoff, actor: actor)
                 // A submission the upstream accepted is written at once: its upstream id must be stored
                 // before a crash could lead to a second submission.
+                // So is an unsettled one: its hold on the kind's submissions must reach the other daemons now.
                 var urgent = false
                 if isSubmission, case .running = outcome { urgent = true }
+                if case .unsettled = outcome { urgent = true }
                 state = try await batcher.record(write, urgent: urgent)
             }
         } catch {
@@ -152,7 +170,8 @@ struct JobQueue: LeasedQueue {
         if state != claimed.job.state || state.isFinal {
             var metadata: Logger.Metadata = [:]
             switch outcome {
-            case .failed(let error, _), .retry(let error, _): metadata["error"] = "\(error.code): \(error.message)"
+            case .failed(let error, _), .retry(let error, _), .unsettled(let error, _, _, _, _):
+                metadata["error"] = "\(error.code): \(error.message)"
             default: break
             }
             logger.info("job \(state.rawValue)", metadata: metadata)

@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 
 /// A stand-in for Dream Engines (`upstream-apis.md` §1) that the official Python client accepts:
-/// the catalog, `/v1/rollouts` with `Idempotency-Key` replays, the legacy `/v1/predict`, `/v1/predict/batch`
+/// the catalog, `/v1/rollouts` with `Idempotency-Key` replays (the only route that replays), the legacy `/v1/predict`, `/v1/predict/batch`
 /// (a tar of mp4s), signed-looking video URLs, a cold start, and faults (402, 429, 5xx) on request.
 /// It validates what the real service does: model slug, PNG/JPEG 640×480 RGB, `.npy` `<f4` (T, 384),
 /// T a multiple of 12. Errors are FastAPI's `{"detail": ...}`.
@@ -293,9 +293,7 @@ public struct DreamEnginesSimulator: Sendable {
                 let actions = try Self.checkActions(parts.first { $0.name == "actions" }, field: "actions")
                 _ = try Self.intField(parts, "seed")
                 _ = try Self.intField(parts, "num_steps")
-                let hash = Self.payloadHash(parts)
-                let key = request.headers[.init("Idempotency-Key")!]
-                if let key, let stored = try await replay(key: "predict:" + key, hash: hash) { return stored }
+                // The contract promises replay on /v1/rollouts only: this route runs (and charges) every time.
                 let frames = actions.rows + 1
                 let mils = frames * DreamEnginesSimState.pricePerFrameMils
                 let (ok, balance) = await state.canAfford(mils)
@@ -307,7 +305,6 @@ public struct DreamEnginesSimulator: Sendable {
                     ("X-DreamEngine-Estimated-Charge-USD", "\(Double(mils) / 10_000)"), ("X-DreamEngine-Frames", "\(frames)"),
                     ("X-DreamEngine-Customer-Id", "cus_sim"), ("Content-Type", "video/mp4"),
                 ]
-                if let key { await state.remember(key: "predict:" + key, hash: hash, answer: .body(video, headers: headers)) }
                 if await state.charge(mils: mils) { return try Self.json(["detail": "Service Unavailable"], status: .serviceUnavailable) }
                 return Self.raw(video, headers: headers)
             } catch let invalid as Invalid {
@@ -326,9 +323,7 @@ public struct DreamEnginesSimulator: Sendable {
                 var sequences: [NPYFloat32Matrix] = []
                 for (index, part) in actionParts.enumerated() { sequences.append(try Self.checkActions(part, field: "actions[\(index)]")) }
                 _ = try Self.intField(parts, "seed")
-                let hash = Self.payloadHash(parts)
-                let key = request.headers[.init("Idempotency-Key")!]
-                if let key, let stored = try await replay(key: "batch:" + key, hash: hash) { return stored }
+                // The contract promises replay on /v1/rollouts only: this route runs (and charges) every time.
                 let frames = sequences.reduce(0) { $0 + $1.rows + 1 }
                 let mils = frames * DreamEnginesSimState.pricePerFrameMils
                 let (ok, balance) = await state.canAfford(mils)
@@ -344,7 +339,6 @@ public struct DreamEnginesSimulator: Sendable {
                     ("X-DreamEngine-Engine-Wall-Ms", "\(wall)"), ("X-DreamEngine-Estimated-Charge-USD", "\(Double(mils) / 10_000)"),
                     ("X-DreamEngine-Customer-Id", "cus_sim"), ("Content-Type", "application/x-tar"),
                 ]
-                if let key { await state.remember(key: "batch:" + key, hash: hash, answer: .body(tar, headers: headers)) }
                 if await state.charge(mils: mils) { return try Self.json(["detail": "Service Unavailable"], status: .serviceUnavailable) }
                 return Self.raw(tar, headers: headers)
             } catch let invalid as Invalid {

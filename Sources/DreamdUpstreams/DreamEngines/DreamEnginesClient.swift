@@ -9,7 +9,10 @@ import NIOHTTP1
 /// The Dream Engines API as `upstream-apis.md` §1 and the official Python SDK (`dream-engine`) speak it.
 ///
 /// Every call goes through the SDK's `RetryPolicy` (transient failures retried with backoff and jitter,
-/// `Retry-After` honoured). Rollouts carry an `Idempotency-Key`, so a retried rollout is never paid twice.
+/// `Retry-After` honoured). Rollouts carry an `Idempotency-Key`, which `/v1/rollouts` replays, so a retried
+/// rollout is never paid twice. `/v1/predict` and `/v1/predict/batch` promise no replay: they are retried
+/// only when the request surely was not processed (429, no connection); an answer lost after sending is
+/// `DreamEnginesError.outcomeUnknown`, never sent again.
 public struct DreamEnginesClient: Sendable {
     public static let provider = "dream"
     public static let defaultBaseURL = "https://api.dreamengines.run"
@@ -102,7 +105,7 @@ public struct DreamEnginesClient: Sendable {
         if let guidance = input.guidance { form.addField(name: "guidance", value: "\(guidance)") }
         form.addFile(name: "frame", filename: input.frameFilename, contentType: input.frameContentType, data: input.frame)
         form.addFile(name: "actions", filename: "actions.npy", contentType: "application/octet-stream", data: input.actions)
-        return try await postForm("/v1/predict", form, idempotencyKey: idempotencyKey, logger: logger) { response throws(DreamEnginesError) in
+        return try await postForm("/v1/predict", form, idempotencyKey: idempotencyKey, replays: false, logger: logger) { response throws(DreamEnginesError) in
             LegacyRollout(headers: response.headers, file: try await storage.store(response.body, at: videoPath))
         }
     }
@@ -120,7 +123,7 @@ public struct DreamEnginesClient: Sendable {
         for (index, blob) in actions.enumerated() {
             form.addFile(name: "actions", filename: String(format: "actions_%03d.npy", index), contentType: "application/octet-stream", data: blob)
         }
-        return try await postForm("/v1/predict/batch", form, idempotencyKey: idempotencyKey, logger: logger) { response throws(DreamEnginesError) in
+        return try await postForm("/v1/predict/batch", form, idempotencyKey: idempotencyKey, replays: false, logger: logger) { response throws(DreamEnginesError) in
             let files = try await unpack(response.body, into: directory, storage: storage)
             return BatchOutput(headers: response.headers, files: files)
         }
@@ -170,25 +173,46 @@ public struct DreamEnginesClient: Sendable {
         }
     }
 
-    /// POSTs `form` with `Idempotency-Key` under the retry policy (every try replays the same key, so a
-    /// retried rollout is never paid twice); a non-2xx answer is classified as the SDK does, a 2xx one
-    /// handed to `read`.
+    /// POSTs `form` with `Idempotency-Key` under the retry policy; a non-2xx answer is classified as the SDK
+    /// does, a 2xx one handed to `read`. With `replays` (the route replays a known key: `/v1/rollouts`) every
+    /// try sends the same key, so a retry is never paid twice. Without it, a failure after the request may
+    /// have been processed becomes `.outcomeUnknown` and is not retried.
     func postForm<T: Sendable>(
-        _ path: String, _ form: MultipartFormData, idempotencyKey: String, routeMayBeMissing: Bool = false, logger: Logger,
-        read: (HTTPClientResponse) async throws(DreamEnginesError) -> T
+        _ path: String, _ form: MultipartFormData, idempotencyKey: String, routeMayBeMissing: Bool = false, replays: Bool = true,
+        logger: Logger, read: (HTTPClientResponse) async throws(DreamEnginesError) -> T
     ) async throws(DreamEnginesError) -> T {
         let body = form.body
+        func lost(_ why: String) -> DreamEnginesError {
+            .outcomeUnknown("POST \(path) may have been processed (and charged) but its answer was lost (\(why)); it does not replay by Idempotency-Key, so it was not sent again")
+        }
         return try await retryPolicy.run(logger: logger) { _ throws(DreamEnginesError) in
             var request = request(.POST, path)
             request.headers.replaceOrAdd(name: "content-type", value: form.contentType)
             request.headers.replaceOrAdd(name: "idempotency-key", value: idempotencyKey)
             request.body = .bytes(body)
-            let response = try await execute(request, timeout: rolloutTimeout, logger: logger)
-            guard (200..<300).contains(response.status.code) else {
-                throw DreamEnginesError.classify(status: response.status, headers: response.headers,
-                                                 body: try await collect(response, limit: 64 << 10), routeMayBeMissing: routeMayBeMissing)
+            let response: HTTPClientResponse
+            do {
+                response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(rolloutTimeout.seconds * 1e9)), logger: logger)
+            } catch {
+                let failure = DreamEnginesError.transport(error)
+                if replays || DreamEnginesError.failedToConnect(error) { throw failure }
+                throw lost(failure.jobError.message)
             }
-            return try await read(response)
+            guard (200..<300).contains(response.status.code) else {
+                let failure = DreamEnginesError.classify(status: response.status, headers: response.headers,
+                                                         body: try await collect(response, limit: 64 << 10), routeMayBeMissing: routeMayBeMissing)
+                if !replays, [502, 503, 504].contains(response.status.code) { throw lost(failure.jobError.message) }
+                throw failure
+            }
+            if replays { return try await read(response) }
+            do throws(DreamEnginesError) {
+                return try await read(response)
+            } catch {
+                switch error {
+                case .transport, .badResponse, .storage: throw lost(error.jobError.message)
+                default: throw error
+                }
+            }
         }
     }
 

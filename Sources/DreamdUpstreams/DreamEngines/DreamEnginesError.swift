@@ -22,6 +22,10 @@ public enum DreamEnginesError: Error, Sendable, Hashable, CustomStringConvertibl
     case storage(String)
     /// The job's own input could not be fetched (`start_frame.url`). `transient` when a retry may help.
     case input(String, transient: Bool)
+    /// A POST to a route that does not replay by `Idempotency-Key` (`/v1/predict`, `/v1/predict/batch`)
+    /// may have been processed, and charged, though its answer was lost (502/503/504, a connection cut
+    /// after sending, an unreadable 2xx answer). Sending it again could pay twice, so it is final.
+    case outcomeUnknown(String)
 
     public var description: String { "\(jobError.code): \(jobError.message)" }
 
@@ -31,7 +35,7 @@ public enum DreamEnginesError: Error, Sendable, Hashable, CustomStringConvertibl
         case .status(let code, _, _): [429, 502, 503, 504].contains(code)
         case .transport, .badResponse, .storage: true
         case .input(_, let transient): transient
-        case .endpointMissing: false
+        case .endpointMissing, .outcomeUnknown: false
         }
     }
 
@@ -78,6 +82,8 @@ public enum DreamEnginesError: Error, Sendable, Hashable, CustomStringConvertibl
             return JobError(code: "storage_failed", message: message)
         case .input(let message, _):
             return JobError(code: "input_unavailable", message: message)
+        case .outcomeUnknown(let message):
+            return JobError(code: "upstream_outcome_unknown", message: message)
         }
     }
 
@@ -98,6 +104,12 @@ public enum DreamEnginesError: Error, Sendable, Hashable, CustomStringConvertibl
             retryAfter = .milliseconds(Int64(min(seconds, 3600) * 1000))
         }
         return .status(code: Int(status.code), detail: detail, retryAfter: retryAfter)
+    }
+
+    /// Whether a transport error happened before the request could be sent (no connection was made).
+    static func failedToConnect(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        return error is NIOConnectionError
     }
 
     static func transport(_ error: any Error) -> DreamEnginesError {

@@ -136,9 +136,12 @@ public struct DreamEnginesExecutor: JobExecutor {
                 let result: JSONValue
                 let cost: Double?
                 if job.kind == .predictBatch {
+                    // An earlier submission may have been processed: /v1/predict/batch would charge again.
+                    if let since = claimed.reconcileSince { throw Self.notResent("/v1/predict/batch", since: since) }
                     (result, cost) = try await runBatch(job, params, frame: frame, info: info, logger: logger)
                 } else {
-                    (result, cost) = try await runRollout(job, params, frame: frame, info: info, logger: logger)
+                    (result, cost) = try await runRollout(job, params, frame: frame, info: info,
+                                                          unsettledSince: claimed.reconcileSince, logger: logger)
                 }
                 tracker.markHealthy()
                 return .succeeded(result: result, costUSD: cost, upstreamState: "succeeded")
@@ -177,8 +180,17 @@ public struct DreamEnginesExecutor: JobExecutor {
                      numSteps: params.numSteps, guidance: params.guidance, score: params.score)
     }
 
-    /// One rollout: `/v1/rollouts` then the video download, or the legacy `/v1/predict`.
-    func runRollout(_ job: Job, _ params: PredictParams, frame: Data, info: ImageInfo, logger: Logger) async throws(DreamEnginesError) -> (JSONValue, Double?) {
+    /// The failure of a job whose earlier submission (begun at `since`) may have been processed, on a route
+    /// that does not replay: it is not sent again.
+    static func notResent(_ route: String, since: Date) -> DreamEnginesError {
+        .outcomeUnknown("an earlier submission (begun \(DreamdJSON.formatDate(since))) was cut off before its answer; \(route) does not replay by Idempotency-Key, so it was not sent again")
+    }
+
+    /// One rollout: `/v1/rollouts` then the video download, or the legacy `/v1/predict`. `/v1/rollouts`
+    /// replays a known key, so a job whose earlier submission is unsettled may be sent there again; the legacy
+    /// route may not.
+    func runRollout(_ job: Job, _ params: PredictParams, frame: Data, info: ImageInfo, unsettledSince: Date? = nil,
+                    logger: Logger) async throws(DreamEnginesError) -> (JSONValue, Double?) {
         guard let actions = params.actions.first else { throw .input("no actions", transient: false) }
         let key = job.id.uuidString.lowercased()
         let videoPath = storage.videoPath(jobID: job.id)
@@ -189,6 +201,7 @@ public struct DreamEnginesExecutor: JobExecutor {
             answer = try await client.rollout(request, idempotencyKey: key, videoPath: videoPath, storage: storage, logger: logger)
         } catch {
             guard case .endpointMissing = error else { throw error }
+            if let since = unsettledSince { throw Self.notResent("/v1/predict", since: since) }
             logger.info("Dream Engines has no /v1/rollouts; using the legacy /v1/predict")
             endpoint = "/v1/predict"
             answer = .video(try await client.predictLegacy(request, idempotencyKey: key, videoPath: videoPath, storage: storage, logger: logger))

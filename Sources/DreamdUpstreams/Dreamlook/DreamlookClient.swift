@@ -30,6 +30,9 @@ public struct DreamlookClient: Sendable {
         return DreamlookJob(try await http.send(.GET, "/jobs/\(jobType)/\(escaped)", logger: logger))
     }
 
+    /// How many jobs `GET /jobs/<job_type>` lists at most.
+    public static let listingLimit = 50
+
     /// `GET /jobs/<job_type>`: the most recent jobs, newest first.
     public func recentJobs(jobType: String, logger: Logger) async throws(UpstreamError) -> [DreamlookJob] {
         let answer = try await http.send(.GET, "/jobs/\(jobType)", logger: logger)
@@ -51,6 +54,8 @@ public struct DreamlookJob: Sendable, Hashable {
     public var runningDuration: Double? { raw["running_duration"]?.doubleValue }
     /// When the job stopped running (dreamlook's zone-less UTC timestamps).
     public var runningEnd: Date? { raw["state_running_end"]?.stringValue.flatMap(DreamdJSON.parseDate) }
+    /// When dreamlook created the job (its queue entry).
+    public var queuedStart: Date? { raw["state_queued_start"]?.stringValue.flatMap(DreamdJSON.parseDate) }
 
     /// The checkpoints a dreambooth job trained.
     public var checkpoints: [TrainedCheckpoint] {

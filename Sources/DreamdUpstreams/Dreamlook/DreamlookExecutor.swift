@@ -5,8 +5,9 @@ import Logging
 /// Runs dreamlook.ai jobs (`image_gen`, `dreambooth`, `dreambooth_image_gen`).
 ///
 /// - Submits with the `dreamd_job_id` tag and, when the daemon has a public URL, a per-attempt callback URL.
-/// - After an attempt whose outcome is unknown, looks the job up by its tag and adopts it instead of
-///   submitting again.
+/// - A submission whose answer is lost (5xx, a cut connection, a crash mid-call) is settled before anything
+///   is sent again: looked up by its tag at once, adopted when found, sent again only when its absence is
+///   conclusive (`DreamlookExecutor+Reconciliation.swift`).
 /// - Polls `GET /jobs/<type>/<id>` on a backing-off schedule; with callbacks the schedule backs off further,
 ///   and a job whose callback is overdue (by its own progress estimate) is polled sooner.
 /// - Treats a callback as a hint: it only makes the job due for a poll. Dry runs (`TEST_` ids), which
@@ -24,13 +25,27 @@ public struct DreamlookExecutor: JobExecutor {
     public let authFaultDeadline: Duration
     /// Unhealthy while dreamlook refuses the key (401/403); cleared by the next answered call.
     public let health: UpstreamHealth?
+    /// How long after a lost submission dreamd keeps trying to settle it before the job fails
+    /// `submission_unknown` (`DREAMD_RECONCILE_DEADLINE`, default 1 h).
+    public let reconcileDeadline: Duration
+    /// How long a job whose lookup fails may hold fresh submissions of its type (default 10 min).
+    public let reconcileHoldLimit: Duration
+    /// The ids this process saw accepted, the anchors of conclusive lookups.
+    public let ledger: SubmissionLedger
+
+    public var reconcilesByListing: Bool { true }
 
     public var kinds: [JobKind] { [.imageGen, .dreambooth, .dreamboothImageGen] }
     public var provider: String { DreamlookClient.provider }
 
     public init(client: DreamlookClient, pollSchedule: PollSchedule, usesCallbacks: Bool = false,
                 callbackPollCap: Duration = .seconds(600), dryRunTimeout: Duration = .seconds(600),
-                authFaultDeadline: Duration = .seconds(48 * 3600), health: UpstreamHealth? = UpstreamHealth(name: DreamlookClient.provider)) {
+                authFaultDeadline: Duration = .seconds(48 * 3600), health: UpstreamHealth? = UpstreamHealth(name: DreamlookClient.provider),
+                reconcileDeadline: Duration = .seconds(3600), reconcileHoldLimit: Duration = .seconds(600),
+                ledger: SubmissionLedger = SubmissionLedger()) {
+        self.reconcileDeadline = reconcileDeadline
+        self.reconcileHoldLimit = reconcileHoldLimit
+        self.ledger = ledger
         self.client = client
         self.pollSchedule = pollSchedule
         self.usesCallbacks = usesCallbacks
@@ -76,19 +91,36 @@ public struct DreamlookExecutor: JobExecutor {
     func submitting(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
         let job = claimed.job
         let jobType = Self.jobType(job.kind)
-        do {
-            // An earlier attempt may have reached dreamlook even though its answer was lost.
-            if job.attempt > 1, let earlier = try await findEarlierSubmission(of: job, jobType: jobType, logger: logger),
-               let earlierID = earlier.jobID {
-                logger.info("adopted an earlier submission", metadata: ["upstream_job_id": "\(earlierID)"])
-                return .running(upstreamJobID: earlierID, upstreamState: earlier.state, nextCheck: firstCheck(for: earlierID),
-                                detail: ["submission": "adopted", "attempt": .number(Double(job.attempt))])
+        if let since = claimed.reconcileSince {
+            // An earlier submission may have reached dreamlook though its answer was lost: settle it first.
+            let cause = job.error.map { "\($0.code): \($0.message)" } ?? "an earlier submission's answer was lost"
+            let lookup = await reconcile(job, since: since, anchor: claimed.reconcileAnchor, logger: logger)
+            switch lookup {
+            case .found(let upstream):
+                if let adopted = adopted(upstream, job: job) { return adopted }
+                return unsettled(job, since: since, anchor: claimed.reconcileAnchor, lookup: lookup, cause: cause)
+            case .absent:
+                guard job.attempt <= job.maxAttempts else {
+                    return .failed(JobError(code: job.error?.code ?? "submission_failed",
+                                            message: "\(cause); dreamlook never created it and its \(job.maxAttempts) attempts are used up"),
+                                   upstreamState: nil)
+                }
+            case .inconclusive, .lookupFailed:
+                return unsettled(job, since: since, anchor: claimed.reconcileAnchor, lookup: lookup, cause: cause)
             }
+        }
+        let started = Date()
+        let anchor = ledger.anchor(jobType: jobType, before: started)
+        do {
             let upstreamJobID = try await client.submit(jobType: jobType, body: requestBody(for: job, callbackURL: claimed.callbackURL), logger: logger)
+            if !Self.isDryRun(upstreamJobID) { ledger.accepted(upstreamJobID, jobType: jobType) }
             var detail: [String: JSONValue] = ["submission": "submitted", "callback": .bool(claimed.callbackURL != nil)]
             if Self.isDryRun(upstreamJobID) { detail["dry_run"] = true }
             return .running(upstreamJobID: upstreamJobID, upstreamState: "queued", nextCheck: firstCheck(for: upstreamJobID), detail: .object(detail))
         } catch {
+            if case .outcomeUnknown = error {
+                return await settleLostAnswer(claimed, error: error, since: started, anchor: anchor, logger: logger)
+            }
             return error.submitOutcome
         }
     }
@@ -107,12 +139,6 @@ public struct DreamlookExecutor: JobExecutor {
         body["tags"] = .array(tags)
         if let callbackURL { body["callback"] = .string(callbackURL) }
         return .object(body)
-    }
-
-    func findEarlierSubmission(of job: Job, jobType: String, logger: Logger) async throws(UpstreamError) -> DreamlookJob? {
-        let wanted = job.id.uuidString.lowercased()
-        return try await client.recentJobs(jobType: jobType, logger: logger)
-            .first { $0.tag(DreamlookClient.jobTagKey)?.lowercased() == wanted }
     }
 
     // MARK: Polling
@@ -200,7 +226,16 @@ public struct DreamlookExecutor: JobExecutor {
 
     public func callbackDecision(for job: Job, payload: JSONValue) -> CallbackDecision {
         let upstream = DreamlookJob(payload)
-        guard let upstreamJobID = job.upstream?.jobID else { return .confirmByPolling }
+        guard let upstreamJobID = job.upstream?.jobID else {
+            // A job whose submission is not settled (its answer was lost): a callback carrying its tag is
+            // the upstream copy, found. It is adopted; its state is then confirmed by polling.
+            if let reported = upstream.jobID, !Self.isDryRun(reported),
+               upstream.tag(DreamlookClient.jobTagKey)?.lowercased() == job.id.uuidString.lowercased() {
+                return .trust(.running(upstreamJobID: reported, upstreamState: upstream.state, nextCheck: Date(),
+                                       detail: ["submission": "adopted from a callback"]))
+            }
+            return .confirmByPolling
+        }
         if Self.isDryRun(upstreamJobID) {
             // dreamlook cannot be asked about a dry run; its callback carries dummy data and costs nothing.
             guard upstream.isFinished else { return .ignore(reason: "dry-run callback for an unfinished state") }

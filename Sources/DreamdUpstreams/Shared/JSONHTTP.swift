@@ -77,7 +77,10 @@ public struct JSONHTTP: Sendable {
         do {
             return try DreamdJSON.decode(JSONValue.self, from: text.isEmpty ? "null" : text)
         } catch {
-            throw .retryable(code: "upstream_bad_response", message: "\(provider) answered with invalid JSON: \(text.prefix(200))", retryAfter: nil)
+            let message = "\(provider) answered with invalid JSON: \(text.prefix(200))"
+            // A POST answered 2xx was accepted: with its answer unreadable, its outcome is unknown.
+            if method == .POST { throw .outcomeUnknown(code: "upstream_bad_response", message: message) }
+            throw .retryable(code: "upstream_bad_response", message: message, retryAfter: nil)
         }
     }
 }
