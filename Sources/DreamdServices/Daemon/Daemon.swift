@@ -94,7 +94,8 @@ public struct Daemon: Sendable {
                 pollSchedule: PollSchedule(first: configuration.pollInterval, cap: configuration.pollIntervalCap),
                 usesCallbacks: configuration.callbacksEnabled,
                 callbackPollCap: configuration.callbackPollIntervalCap,
-                authFaultDeadline: configuration.dreamlookAuthDeadline
+                authFaultDeadline: configuration.dreamlookAuthDeadline,
+                reconcileDeadline: configuration.reconcileDeadline
             ),
             DreamGenExecutor(client: DreamGenClient(
                 baseURL: configuration.dreamgenBaseURL, apiKey: configuration.dreamgenAPIKey, httpClient: httpClient,

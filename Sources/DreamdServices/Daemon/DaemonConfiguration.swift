@@ -59,6 +59,9 @@ public struct DaemonConfiguration: Sendable {
     /// How long a running dreamlook job may meet 401/403 on its polls, from its creation, before it fails
     /// (`DREAMD_DREAMLOOK_AUTH_DEADLINE`, default 48h).
     public var dreamlookAuthDeadline: Duration
+    /// How long dreamd tries to settle a dreamlook submission whose answer was lost before the job fails
+    /// `submission_unknown` (`DREAMD_RECONCILE_DEADLINE`, default 1h).
+    public var reconcileDeadline: Duration
     /// How long a callback token keeps working after its job is final (`DREAMD_CALLBACK_GRACE`, default 1h).
     public var callbackGrace: Duration
     /// How many callbacks one token may store (`DREAMD_CALLBACK_MAX_PER_TOKEN`, default 20).
@@ -209,6 +212,7 @@ public struct DaemonConfiguration: Sendable {
         authFailureBurst = Double(try reader.int("DREAMD_AUTH_FAILURE_BURST", default: 20, in: 1...100_000))
         callbackGrace = try reader.duration("DREAMD_CALLBACK_GRACE", default: .seconds(3600))
         dreamlookAuthDeadline = try reader.duration("DREAMD_DREAMLOOK_AUTH_DEADLINE", default: .seconds(48 * 3600))
+        reconcileDeadline = try reader.duration("DREAMD_RECONCILE_DEADLINE", default: .seconds(3600))
         callbackMaxPerToken = try reader.int("DREAMD_CALLBACK_MAX_PER_TOKEN", default: 20, in: 1...10_000)
         worker.drainTimeout = drainTimeout
         webhooks = try Self.webhookConfiguration(reader, idlePoll: worker.idlePollInterval)
@@ -292,6 +296,7 @@ extension DaemonConfiguration {
             ("DREAMD_AUTH_FAILURE_RATE", "\(authFailureRate)/s per address, burst \(Int(authFailureBurst))"),
             ("DREAMD_CALLBACK_GRACE", DurationParser.format(callbackGrace)),
             ("DREAMD_DREAMLOOK_AUTH_DEADLINE", DurationParser.format(dreamlookAuthDeadline)),
+            ("DREAMD_RECONCILE_DEADLINE", DurationParser.format(reconcileDeadline)),
             ("DREAMD_CALLBACK_MAX_PER_TOKEN", "\(callbackMaxPerToken)"),
             ("DREAMD_DB_MAX_CONNECTIONS", "\(databaseMaxConnections)"),
             ("DREAMD_DB_STATEMENT_TIMEOUT", DurationParser.format(statementTimeout)),

@@ -92,6 +92,17 @@ actor DreamlookSimState {
 
     var jobCount: Int { jobs.count }
 
+    /// How many jobs (not dry runs) carry each value of tag `key`: a value counted twice was paid twice.
+    func tagCounts(key: String) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for job in jobs.values {
+            for tag in job.tags where tag["key"]?.stringValue == key {
+                if let value = tag["value"]?.stringValue { counts[value, default: 0] += 1 }
+            }
+        }
+        return counts
+    }
+
     /// Jobs whose callback is due now, marked as done; the caller sends them.
     func dueCallbacks(now: Date) -> [SimJob] {
         var due: [SimJob] = []

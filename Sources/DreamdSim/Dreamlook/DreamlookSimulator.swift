@@ -38,6 +38,8 @@ public struct DreamlookSimulator: Sendable {
     /// How many jobs carry tag `key` = `value`.
     public func jobCount(taggedWith key: String, value: String) async -> Int { await state.jobs(taggedWith: key, value: value).count }
     public var jobCount: Int { get async { await state.jobCount } }
+    /// How many jobs carry each value of tag `key` (`dreamd_job_id`: submissions per dreamd job).
+    public func tagCounts(key: String) async -> [String: Int] { await state.tagCounts(key: key) }
     public var requestCount: Int { get async { await state.requestCount } }
     public var callbacksSent: Int { get async { await state.callbacksSent } }
     /// The callback URL the job tagged `key` = `value` was submitted with (tests play a leaked URL).
@@ -57,6 +59,17 @@ public struct DreamlookSimulator: Sendable {
             router.post(RouterPath(jobType)) { request, context in
                 try await submit(jobType: jobType, request: request, context: context)
             }
+        }
+        // Not part of dreamlook: what the chaos benchmark reads to count submissions per dreamd job.
+        router.get("sim/dreamlook/stats") { _, _ in
+            let counts = await state.tagCounts(key: "dreamd_job_id")
+            return try Self.json([
+                "jobs": .number(Double(await state.jobCount)),
+                "tagged_jobs": .number(Double(counts.count)),
+                "max_submissions_per_tag": .number(Double(counts.values.max() ?? 0)),
+                "tags_submitted_more_than_once": .number(Double(counts.values.filter { $0 > 1 }.count)),
+                "callbacks_sent": .number(Double(await state.callbacksSent)),
+            ])
         }
         router.get("jobs/:type") { request, context in
             try await guarded(request) {

@@ -1,0 +1,165 @@
+import AsyncHTTPClient
+import DreamdCore
+import DreamdSim
+import DreamdStore
+import Foundation
+import NIOCore
+import Testing
+
+/// Issue 15: a submission whose answer is lost is settled, never paid for twice.
+@Suite("reconciliation", .hangGuard)
+struct ReconciliationTests {
+    @Test("under load (150 jobs, 10 % created-then-503, 5 % plain 503) every job succeeds and is created upstream exactly once")
+    func lostAnswersUnderLoad() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_API_RATE_LIMIT": "0"]) { daemon in
+                    var faults = SimulatorFaults()
+                    faults.createThenFailRate = 0.1
+                    faults.serverErrorRate = 0.05
+                    await sim.dreamlook.setFaults(faults)
+                    var ids: [String] = []
+                    for index in 0..<150 {
+                        let submitted = try await daemon.submit(imageGenBody(prompt: "fox \(index)"))
+                        ids.append(try #require(submitted.json["id"]?.stringValue, "\(submitted.status) \(submitted.json)"))
+                    }
+                    for id in ids {
+                        let job = try await daemon.waitFinal(id, timeout: .seconds(120))
+                        #expect(job["state"]?.stringValue == "succeeded", "job \(id): \(job["error"] ?? .null)")
+                    }
+                    let counts = await sim.dreamlook.tagCounts(key: "dreamd_job_id")
+                    #expect(counts.count == ids.count)
+                    #expect(counts.values.max() == 1, "a job was submitted more than once")
+                    // The lost answers were adopted: more than 50 jobs were listed after some of them.
+                    let adopted = try await db.client.rows("""
+                        SELECT count(*)::int FROM job_events WHERE detail->'detail'->>'submission' = 'adopted'
+                        """, logger: db.logger).decode(Int.self).reduce(0, +)
+                    #expect(adopted > 0)
+                }
+            }
+        }
+    }
+
+    @Test("a held reconciliation holds fresh submissions of its kind in every claim; the reconciling job and other kinds still go")
+    func holdBlocksFreshSubmissions() async throws {
+        try await TestDatabase.with { db in
+            let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
+            guard case .created(let held) = try await db.jobs.insert(.init(kind: .imageGen, params: params)),
+                  case .created(let fresh) = try await db.jobs.insert(.init(kind: .imageGen, params: params)),
+                  case .created(let other) = try await db.jobs.insert(.init(kind: .dreambooth, params: params)) else {
+                Issue.record("insert failed"); return
+            }
+            try await db.client.rows("""
+                UPDATE jobs SET reconcile_since = now() - interval '1 second', reconcile_hold = true WHERE id = \(held.id)
+                """, logger: db.logger)
+            let first = try await db.jobs.claim(kinds: [.imageGen, .dreambooth], limit: 10, owner: "a", leaseDuration: .seconds(30),
+                                                holdingKinds: [.imageGen, .dreambooth])
+            #expect(Set(first.map(\.job.id)) == [held.id, other.id])
+            let reconciling = try #require(first.first { $0.job.id == held.id })
+            #expect(reconciling.reconcileSince != nil)
+            #expect(try await db.jobs.claim(kinds: [.imageGen], limit: 10, owner: "b", leaseDuration: .seconds(30),
+                                            holdingKinds: [.imageGen]).isEmpty)
+            // Settled (here: accepted upstream), the hold is gone and the fresh job is claimed.
+            let write = try db.jobs.outcomeWrite(.running(upstreamJobID: "ig_00000001", upstreamState: "queued", nextCheck: Date().addingTimeInterval(60)),
+                                                 for: reconciling, provider: "dreamlook", backoff: .jobRetry)
+            #expect(try await db.jobs.recordBatch([write])[held.id] == .running)
+            let next = try await db.jobs.claim(kinds: [.imageGen], limit: 10, owner: "b", leaseDuration: .seconds(30), holdingKinds: [.imageGen])
+            #expect(next.map(\.job.id) == [fresh.id])
+            #expect(next.first?.reconcileSince == nil)
+        }
+    }
+
+    @Test("a submission cut off by a crash on its last attempt is looked up and adopted, not failed and not sent again")
+    func rescuedLastAttemptAdopted() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
+                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, maxAttempts: 1, provider: "dreamlook")) else {
+                    Issue.record("insert failed"); return
+                }
+                let tag = job.id.uuidString.lowercased()
+                // A process claims it, reaches dreamlook, and dies before recording the answer.
+                let claimed = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(200))
+                #expect(claimed.count == 1)
+                var request = HTTPClientRequest(url: sim.baseURL + "/image_gen")
+                request.method = .POST
+                request.headers.add(name: "authorization", value: "Bearer dl-test")
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: #"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5", "tags": [{"key": "dreamd_job_id", "value": "\#(tag)"}]}"#))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                #expect(response.status == .ok)
+                let created = try JSONValue.parse(String(buffer: try await response.body.collect(upTo: 1 << 16)))
+                let upstreamID = try #require(created["job_id"]?.stringValue)
+                try await Task.sleep(for: .milliseconds(300))
+                try await withDaemon(database: db, simulator: sim) { daemon in
+                    let final = try await daemon.waitFinal(tag)
+                    #expect(final["state"]?.stringValue == "succeeded", "\(final["error"] ?? .null)")
+                    #expect(final["attempt"]?.intValue == 2)
+                    // The copy the dead process created is the one followed.
+                    #expect(final["result"]?["upstream_job_id"]?.stringValue == upstreamID)
+                }
+                #expect(await sim.dreamlook.jobCount(taggedWith: "dreamd_job_id", value: tag) == 1)
+            }
+        }
+    }
+
+    @Test("a listing that cannot be conclusive is not resubmitted: the job waits (submission_unreconciled), then fails submission_unknown")
+    func inconclusiveListingWaitsThenFails() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
+                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, provider: "dreamlook")) else {
+                    Issue.record("insert failed"); return
+                }
+                let id = job.id.uuidString.lowercased()
+                _ = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(100))
+                // 60 jobs created after that submission began (by another client of the account) push it out of
+                // the 50-job window: its absence proves nothing.
+                for index in 0..<60 {
+                    var request = HTTPClientRequest(url: sim.baseURL + "/image_gen")
+                    request.method = .POST
+                    request.headers.add(name: "authorization", value: "Bearer dl-test")
+                    request.headers.add(name: "content-type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(string: #"{"prompt": "other \#(index)", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#))
+                    _ = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                }
+                try await Task.sleep(for: .milliseconds(200))
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_RECONCILE_DEADLINE": "8s"]) { daemon in
+                    let waiting = try await eventually {
+                        try await daemon.job(id)["error"]?["code"]?.stringValue == "submission_unreconciled"
+                    }
+                    #expect(waiting)
+                    let final = try await daemon.waitFinal(id, timeout: .seconds(40))
+                    #expect(final["state"]?.stringValue == "failed")
+                    #expect(final["error"]?["code"]?.stringValue == "submission_unknown")
+                }
+                #expect(await sim.dreamlook.jobCount(taggedWith: "dreamd_job_id", value: id) == 0)
+            }
+        }
+    }
+
+    @Test("a retried POST /v1/jobs with a known Idempotency-Key gets its job even when the body would no longer validate")
+    func idempotentReplayBeforeValidation() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim, overrides: fastRetention) { daemon in
+                    let checkpoint = try await daemon.trainCheckpoint()
+                    let upstream = try #require(checkpoint["upstream_checkpoint_id"]?.stringValue)
+                    let body = #"{"kind": "image_gen", "params": {"prompt": "sks dog", "num_samples": 1, "width": 512, "height": 512, "checkpoint_id": "\#(upstream)"}, "run_at": "2099-01-01T00:00:00Z"}"#
+                    let first = try await daemon.submit(body, headers: [("Idempotency-Key", "replay-1")])
+                    #expect(first.status == 201)
+                    let expiresAt = try #require(jsonDate(checkpoint["expires_at"]))
+                    try await Task.sleep(for: .milliseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1000) + 100))
+                    // A fresh submission is refused now ...
+                    #expect(try await daemon.submit(body).status == 422)
+                    // ... but the retried one gets its job back.
+                    let replayed = try await daemon.submit(body, headers: [("Idempotency-Key", "replay-1")])
+                    #expect(replayed.status == 200)
+                    #expect(replayed.json["id"] == first.json["id"])
+                    // Another body with the key is still a conflict.
+                    #expect(try await daemon.submit(imageGenBody(), headers: [("Idempotency-Key", "replay-1")]).status == 409)
+                }
+            }
+        }
+    }
+}
