@@ -102,6 +102,20 @@ extension DreamEnginesTests {
             }
         }
 
+        @Test("a legacy /v1/predict charged but answered 503 is not sent again (no replay there): upstream_outcome_unknown, paid once")
+        func legacyLostAnswerNotResent() async throws {
+            try await withPredictDaemon { daemon, sim, _, _ in
+                await sim.dreamEngines.setLegacyOnly(true)
+                await sim.dreamEngines.failAfterCharge(count: 1)
+                let id = try #require(try await daemon.submit(PredictFixtures.predictBody()).json["id"]?.stringValue)
+                let job = try await daemon.waitFinal(id)
+                #expect(job["state"]?.stringValue == "failed")
+                #expect(job["error"]?["code"]?.stringValue == "upstream_outcome_unknown")
+                #expect(await sim.dreamEngines.charges == 1)
+                #expect(await sim.dreamEngines.replays == 0)
+            }
+        }
+
         @Test("404 on /v1/rollouts falls back to the legacy /v1/predict")
         func legacyFallback() async throws {
             try await withPredictDaemon { daemon, sim, _, _ in

@@ -162,4 +162,36 @@ struct ReconciliationTests {
             }
         }
     }
+
+    @Test("a callback that arrives while its job is still submitting waits in the inbox and is applied once the job is running")
+    func earlyCallbackApplied() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                try await withDaemon(database: db, simulator: sim, overrides: ["DREAMD_CALLBACKS": "on"]) { daemon in
+                    let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5", "dry_run": true}"#)
+                    guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, runAt: Date().addingTimeInterval(3600),
+                                                                                  provider: "dreamlook")) else {
+                        Issue.record("insert failed"); return
+                    }
+                    // A worker is mid-submission (the job is leased and `submitting`) when the callback comes.
+                    try await db.client.rows("UPDATE jobs SET run_at = now() - interval '1 second', state = 'queued' WHERE id = \(job.id)", logger: db.logger)
+                    let claimed = try #require(try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "slow-worker", leaseDuration: .seconds(60)).first)
+                    let token = try await CallbackStore(client: db.client, logger: db.logger).newToken(jobID: job.id, provider: "dreamlook")
+                    let payload = #"{"job_id": "TEST_0000beef", "state": "success", "image_gen_results": [{"generated_images": [{"url": "https://example.com/dummy.png"}]}]}"#
+                    #expect(try await postCallback("\(daemon.baseURL)/callbacks/dreamlook/\(token)", body: payload) == 202)
+                    try await Task.sleep(for: .milliseconds(1500))
+                    #expect(try await daemon.job(job.id.uuidString.lowercased())["state"]?.stringValue == "submitting")
+                    #expect(try await db.values("SELECT count(*)::int FROM callback_inbox WHERE processed_at IS NULL", as: Int.self) == [1])
+                    // The submission's answer is recorded: a dry run, which dreamlook never answers polls for.
+                    let write = try db.jobs.outcomeWrite(.running(upstreamJobID: "TEST_0000beef", upstreamState: "queued", nextCheck: Date().addingTimeInterval(600)),
+                                                         for: claimed, provider: "dreamlook", backoff: .jobRetry)
+                    #expect(try await db.jobs.recordBatch([write])[job.id] == .running)
+                    let final = try await daemon.waitFinal(job.id.uuidString.lowercased(), timeout: .seconds(20))
+                    #expect(final["state"]?.stringValue == "succeeded")
+                    #expect(final["result"]?["dry_run"]?.boolValue == true)
+                    #expect(try await db.values("SELECT count(*)::int FROM callback_inbox WHERE processed_at IS NULL", as: Int.self) == [0])
+                }
+            }
+        }
+    }
 }

@@ -39,6 +39,8 @@ extension DreamlookExecutor {
     /// How far dreamlook's clock may be behind ours when a listing's creation times are compared with
     /// when a submission began.
     static let clockSkewAllowance: TimeInterval = 2
+    /// Where a `submission_unreconciled` message's own words begin, after the original cause.
+    static let unsettledMarker = "; whether dreamlook created the job is not known yet"
 
     /// Looks the job up in the listing of its type. `since` is when the lost submission began; `anchor`
     /// an id accepted before then (besides the ones this process's ledger knows).
@@ -105,7 +107,7 @@ extension DreamlookExecutor {
         }
         return .unsettled(
             JobError(code: "submission_unreconciled",
-                     message: "\(cause); whether dreamlook created the job is not known yet: \(why); it is not sent again, and is looked up again (or adopted from a callback naming it)"),
+                     message: "\(cause)\(Self.unsettledMarker): \(why); it is not sent again, and is looked up again (or adopted from a callback naming it)"),
             retryAfter: wait, holdSubmissions: hold, since: since, anchor: anchor)
     }
 

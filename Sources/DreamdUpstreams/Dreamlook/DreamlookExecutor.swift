@@ -93,7 +93,7 @@ public struct DreamlookExecutor: JobExecutor {
         let jobType = Self.jobType(job.kind)
         if let since = claimed.reconcileSince {
             // An earlier submission may have reached dreamlook though its answer was lost: settle it first.
-            let cause = job.error.map { "\($0.code): \($0.message)" } ?? "an earlier submission's answer was lost"
+            let cause = Self.unsettledCause(job.error)
             let lookup = await reconcile(job, since: since, anchor: claimed.reconcileAnchor, logger: logger)
             switch lookup {
             case .found(let upstream):
@@ -123,6 +123,16 @@ public struct DreamlookExecutor: JobExecutor {
             }
             return error.submitOutcome
         }
+    }
+
+    /// What lost the answer of the submission being settled, from the job's error: a waiting job's error
+    /// (`submission_unreconciled`) begins with the original cause.
+    static func unsettledCause(_ error: JobError?) -> String {
+        guard let error else { return "an earlier submission's answer was lost" }
+        if error.code == "submission_unreconciled", let range = error.message.range(of: Self.unsettledMarker) {
+            return String(error.message[..<range.lowerBound])
+        }
+        return "\(error.code): \(error.message)"
     }
 
     func firstCheck(for upstreamJobID: String) -> Date {
