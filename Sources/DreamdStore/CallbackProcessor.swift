@@ -66,7 +66,7 @@ public struct CallbackProcessor: Sendable {
             case .nudged: return .processed("poll scheduled")
             case .alreadyDue: return .processed("poll already due")
             case .busy: return .notYet("waiting: the job is being worked on")
-            case .notRunning: return .processed("ignored: job is \(job.state.rawValue), not running")
+            case .notRunning: return .processed("ignored: job is not running")
             }
         case .trust(let outcome):
             let owner = "callback:\(inboxID)"
