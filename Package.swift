@@ -131,11 +131,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the benchmarks share: a local webhook receiver, percentiles, peak RSS.
+        .target(
+            name: "BenchSupport",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "bench/BenchSupport",
+            swiftSettings: swiftSettings
+        ),
         // bench/queue.sh: drains no-op jobs through the real claim path.
         .executableTarget(
             name: "QueueBench",
             dependencies: [
-                "DreamdCore", "DreamdStore", "DreamdServices",
+                "BenchSupport", "DreamdCore", "DreamdStore", "DreamdServices",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "bench/QueueBench",
@@ -145,12 +152,24 @@ let package = Package(
         .executableTarget(
             name: "WebhookBench",
             dependencies: [
-                "DreamdCore", "DreamdStore", "DreamdServices",
+                "BenchSupport", "DreamdCore", "DreamdStore", "DreamdServices",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "bench/WebhookBench",
+            swiftSettings: swiftSettings
+        ),
+        // bench/e2e.sh: jobs end to end through running daemons, the simulator and a local subscriber.
+        .executableTarget(
+            name: "E2EBench",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "bench/E2EBench",
             swiftSettings: swiftSettings
         ),
         .testTarget(

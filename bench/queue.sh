@@ -10,6 +10,7 @@
 #
 #   bash bench/queue.sh [jobs=200000] [workers=2] [concurrency=512] [batch=256]
 #   BENCH_CONFIG=debug bash bench/queue.sh         # default: release
+#   BENCH_PROFILE=1 bash bench/queue.sh            # also print the top statements (pg_stat_statements)
 #   BEFORE_DIR=/path/to/old/checkout bash bench/queue.sh   # its .build-bench must hold a release QueueBench
 #   INFLIGHT_JOBS=100000 bash bench/queue.sh        # default 0 (skipped)
 set -euo pipefail
@@ -24,6 +25,8 @@ INFLIGHT_JOBS=${INFLIGHT_JOBS:-0}
 VENV=${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/dreamd-bench/venv}
 
 pg_ensure_installed
+# BENCH_PROFILE=1: pg_stat_statements in the cluster; the statements that took the server's time are printed at the end.
+[[ "${BENCH_PROFILE:-0}" == 1 ]] && pg_profile_enable
 DIR=$(mktemp -d /tmp/dreamd-bench-pg.XXXXXX)
 trap 'pg_destroy_private "$DIR" >/dev/null 2>&1 || true' EXIT
 pg_start_private "$DIR"
@@ -93,3 +96,7 @@ if before:
     print(f"before/after: {float(before):.0f} -> {jobs:.0f} jobs/s ({jobs / float(before):.1f} x)")
 print(f"ratio: dreamd/pgqueuer = {jobs / pq:.2f} (dreamd {jobs:.0f} jobs/s, pgqueuer {pq:.0f} jobs/s, pgbench {tps:.0f} TPS)")
 PY
+if [[ "${BENCH_PROFILE:-0}" == 1 ]]; then
+    echo "==> where PostgreSQL's time went (pg_stat_statements, database dreamd_bench, whole run)"
+    pg_profile_report dreamd_bench 12
+fi

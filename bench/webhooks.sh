@@ -11,6 +11,7 @@
 #
 #   bash bench/webhooks.sh [events=20000] [subscriptions=1] [concurrency=128] [per-subscription=128] [paced-rate=200] [paced-seconds=10]
 #   BENCH_CONFIG=debug bash bench/webhooks.sh     # default: release
+#   BENCH_PROFILE=1 bash bench/webhooks.sh        # also print the top statements (pg_stat_statements)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
@@ -20,6 +21,8 @@ RATE=${5:-200}; SECONDS_PACED=${6:-10}
 CONFIG=${BENCH_CONFIG:-release}
 
 pg_ensure_installed
+# BENCH_PROFILE=1: pg_stat_statements in the cluster; the statements that took the server's time are printed at the end.
+[[ "${BENCH_PROFILE:-0}" == 1 ]] && pg_profile_enable
 DIR=$(mktemp -d /tmp/dreamd-bench-pg.XXXXXX)
 trap 'pg_destroy_private "$DIR" >/dev/null 2>&1 || true' EXIT
 pg_start_private "$DIR"
@@ -62,3 +65,7 @@ print(f"ratio: {dps:.0f} deliveries/s = {dps / tps:.2f} x pgbench simple-update 
 print("(each delivery is a claim share, a signed HTTP POST to the local receiver and a record statement with its attempt row)")
 print(f"deliveries/s: {dps:.0f}")
 PY
+if [[ "${BENCH_PROFILE:-0}" == 1 ]]; then
+    echo "==> where PostgreSQL's time went (pg_stat_statements, database dreamd_bench, whole run)"
+    pg_profile_report dreamd_bench 12
+fi

@@ -123,6 +123,11 @@ extension DeliveryStore {
         public var recorded: Bool
         /// Set when this attempt disabled the subscription, with the reason.
         public var disabledSubscription: String?
+
+        public init(recorded: Bool, disabledSubscription: String? = nil) {
+            self.recorded = recorded
+            self.disabledSubscription = disabledSubscription
+        }
     }
 
     /// Records an attempt and its consequence, if the claim still holds the lease (its epoch matches;

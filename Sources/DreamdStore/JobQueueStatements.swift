@@ -9,18 +9,29 @@ enum JobQueueStatements {
     /// epoch moved on, which is the claim's fencing token. Of the kinds `$5` (executors that reconcile by
     /// listing), fresh submissions are held while any job of the kind has `reconcile_hold` set; the
     /// reconciling jobs themselves and polls are still claimed.
+    ///
+    /// Due polls come first, in the order they fell due (`jobs_due_polls_idx`); submissions fill the rest
+    /// by priority (`jobs_due_submissions_idx`), so a poll a callback made due never waits behind a backlog
+    /// of submissions (migration 0023).
     struct Claim: PostgresPreparedStatement {
         static let sql = """
             WITH held AS (
                 SELECT DISTINCT kind FROM jobs WHERE reconcile_hold AND kind = ANY($5::text[])
-            ), due AS (
+            ), polls AS (
                 SELECT id FROM jobs
-                WHERE state IN ('queued', 'running') AND run_at <= now()
-                  AND lease_owner IS NULL AND kind = ANY($1::text[])
-                  AND NOT (state = 'queued' AND reconcile_since IS NULL AND kind IN (SELECT kind FROM held))
-                ORDER BY priority, run_at, id
+                WHERE state = 'running' AND run_at <= now() AND lease_owner IS NULL AND kind = ANY($1::text[])
+                ORDER BY run_at, id
                 LIMIT $2
                 FOR UPDATE OF jobs SKIP LOCKED
+            ), submissions AS (
+                SELECT id FROM jobs
+                WHERE state = 'queued' AND run_at <= now() AND lease_owner IS NULL AND kind = ANY($1::text[])
+                  AND NOT (reconcile_since IS NULL AND kind IN (SELECT kind FROM held))
+                ORDER BY priority, run_at, id
+                LIMIT $2 - (SELECT count(*) FROM polls)
+                FOR UPDATE OF jobs SKIP LOCKED
+            ), due AS (
+                SELECT id FROM polls UNION ALL SELECT id FROM submissions
             )
             UPDATE jobs j SET
                 state = CASE WHEN j.state = 'queued' THEN 'submitting' ELSE j.state END,

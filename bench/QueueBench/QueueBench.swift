@@ -1,3 +1,4 @@
+import BenchSupport
 import DreamdCore
 import DreamdServices
 import DreamdStore
@@ -84,7 +85,7 @@ struct QueueBench {
                 try await Task.sleep(for: .milliseconds(5))
             }
             let seconds = (ContinuousClock.now - start).seconds
-            let rssMB = Self.peakRSSMegabytes()
+            let rssMB = ProcessMemory.peakResidentMegabytes()
             await group.triggerGracefulShutdown()
             var deliveries = 0
             for try await count in try await client.query("SELECT count(*)::int FROM deliveries", logger: logger).decode(Int.self) {
@@ -103,16 +104,6 @@ struct QueueBench {
             print(String(format: "PEAK_RSS_MB=%.1f", rssMB))
             tasks.cancelAll()
         }
-    }
-
-    /// The process's peak resident set (`VmHWM` in /proc/self/status), in MB; 0 where unavailable.
-    static func peakRSSMegabytes() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
-            return kilobytes / 1024
-        }
-        return 0
     }
 }
 

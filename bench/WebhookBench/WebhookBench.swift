@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BenchSupport
 import DreamdCore
 import DreamdServices
 import DreamdStore
@@ -8,7 +9,6 @@ import Logging
 import NIOCore
 import PostgresNIO
 import ServiceLifecycle
-import Synchronization
 
 /// Measures webhook delivery through the daemon's own path (outbox trigger → fan-out → claim →
 /// sign → HTTP POST → record) to a local receiver:
@@ -39,7 +39,7 @@ struct WebhookBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let client = PostgresClient(configuration: try url.clientConfiguration(maximumConnections: 40), backgroundLogger: logger)
-        let receiver = Receiver()
+        let receiver = WebhookReceiver.byWebhookID()
         let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: WebhookSender.clientConfiguration(timeout: .seconds(15), connectionsPerHost: concurrency))
 
@@ -118,7 +118,7 @@ struct WebhookBench {
                          (paced.last ?? 0) * 1000))
             // Deliveries recorded as succeeded (not receipts): the attempt row and the delivery's state committed.
             print(String(format: "DELIVERIES_PER_SECOND=%.0f", Double(deliveries) / recordSeconds))
-            print(String(format: "PEAK_RSS_MB=%.1f", Self.peakRSSMegabytes()))
+            print(String(format: "PEAK_RSS_MB=%.1f", ProcessMemory.peakResidentMegabytes()))
             print(String(format: "PACED_P50_MS=%.1f", paced.percentile(0.5) * 1000))
             print(String(format: "PACED_P99_MS=%.1f", paced.percentile(0.99) * 1000))
 
@@ -148,22 +148,13 @@ struct WebhookBench {
         return (try? DreamdJSON.string(event)) ?? "{}"
     }
 
-    /// The process's peak resident set (`VmHWM` in /proc/self/status), in MB; 0 where unavailable.
-    static func peakRSSMegabytes() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
-        }
-        return 0
-    }
-
     static func count(_ client: PostgresClient, _ sql: String, _ logger: Logger) async throws -> Int {
         for try await value in try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int.self) { return value }
         return 0
     }
 
     /// Seconds from each event's commit to the first receipt of it, sorted.
-    static func latencies(_ client: PostgresClient, receiver: Receiver, logger: Logger) async throws -> [Double] {
+    static func latencies(_ client: PostgresClient, receiver: WebhookReceiver, logger: Logger) async throws -> [Double] {
         let receipts = receiver.firstReceipts()
         var result: [Double] = []
         let rows = try await client.query("SELECT id::text, extract(epoch FROM created_at)::float8 FROM events", logger: logger)
@@ -171,43 +162,5 @@ struct WebhookBench {
             if let received = receipts[id] { result.append(received - created) }
         }
         return result.sorted()
-    }
-}
-
-extension [Double] {
-    func percentile(_ p: Double) -> Double {
-        guard !isEmpty else { return .nan }
-        let rank = Swift.max(0, Int((Double(count) * p).rounded(.up)) - 1)
-        return self[Swift.min(count - 1, rank)]
-    }
-}
-
-/// The local receiver: answers 204 and notes when each webhook-id first arrived.
-final class Receiver: Sendable {
-    private let state = Mutex<(count: Int, first: [String: Double])>((0, [:]))
-
-    var count: Int { state.withLock { $0.count } }
-    func firstReceipts() -> [String: Double] { state.withLock { $0.first } }
-    func reset() { state.withLock { $0 = (0, [:]) } }
-
-    func application(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
-        let router = Router()
-        router.post("hooks/:name") { request, _ -> Response in
-            var request = request
-            _ = try await request.collectBody(upTo: 1 << 20)
-            let now = Date().timeIntervalSince1970
-            let id = request.headers.first { $0.name.canonicalName == "webhook-id" }?.value ?? ""
-            self.state.withLock { state in
-                state.count += 1
-                if state.first[id] == nil { state.first[id] = now }
-            }
-            return Response(status: .noContent)
-        }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "bench-receiver"),
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-            logger: logger
-        )
     }
 }

@@ -12,6 +12,8 @@
 #   pg_database_url NAME         print postgres://postgres@127.0.0.1:<port>/NAME
 #   pg_print_database_url NAME   print DATABASE_URL=postgres://postgres@127.0.0.1:<port>/NAME
 #   free_port                    print a free TCP port on 127.0.0.1
+#   pg_profile_enable            (before pg_start_private) load pg_stat_statements in the new cluster
+#   pg_profile_report DB [N]     print the N (10) statements of DB that took the most time
 #
 # Layout of a cluster folder ROOT (normally ROOT = DIR, owned by the postgres user):
 #   ROOT/data  PGDATA      ROOT/sock  unix socket dir      ROOT/postgres.log  server log
@@ -175,6 +177,8 @@ full_page_writes = off
 max_connections = 300
 shared_buffers = 128MB
 EOF
+        # Extra settings from the caller (the benchmarks' profiling: pg_stat_statements).
+        [[ -n "${PG_EXTRA_CONF:-}" ]] && printf '%s\n' "$PG_EXTRA_CONF" >>"$data/postgresql.conf"
     fi
     mkdir -p "$sock"
     [[ $EUID -eq 0 ]] && chown "$(_pg_owner):" "$sock"
@@ -263,3 +267,22 @@ pg_database_url() {
 }
 
 pg_print_database_url() { echo "DATABASE_URL=$(pg_database_url "$@")"; }
+
+# Profiling for the benchmarks (BENCH_PROFILE=1): pg_stat_statements in the cluster, and a report of where
+# the server's time went.
+pg_profile_enable() {
+    export PG_EXTRA_CONF="shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.max = 1000"
+}
+
+pg_profile_report() {
+    local db="${1:?usage: pg_profile_report DB [N]}" n="${2:-10}"
+    "$PG_BIN/psql" -X -q -d "$(pg_database_url "$db")" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || return 0
+    "$PG_BIN/psql" -X -d "$(pg_database_url "$db")" -P pager=off -c "
+        SELECT round(total_exec_time)::int AS total_ms, calls, round(mean_exec_time::numeric, 3) AS mean_ms,
+               rows, round(100 * total_exec_time / sum(total_exec_time) OVER ())::int AS pct,
+               left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query
+        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY total_exec_time DESC LIMIT $n"
+}

@@ -6,7 +6,7 @@ import Metrics
 
 /// The jobs table as a ``LeasedQueue``: claims due jobs of the kinds whose upstream accepts work (within
 /// each executor's in-flight cap), and runs one step of each (a submission or a poll) through its kind's
-/// executor. Outcomes are written many per statement by an ``OutcomeBatcher``.
+/// executor. Outcomes are written many per statement by a ``WriteBatcher`` (``OutcomeBatcher``).
 struct JobQueue: LeasedQueue {
     let store: JobStore
     let registry: ExecutorRegistry
@@ -150,7 +150,7 @@ struct JobQueue: LeasedQueue {
                 var urgent = false
                 if isSubmission, case .running = outcome { urgent = true }
                 if case .unsettled = outcome { urgent = true }
-                state = try await batcher.record(write, urgent: urgent)
+                state = try await batcher.submit(write, urgent: urgent)
             }
         } catch {
             logger.error("could not record the outcome; the lease will expire and the job will be taken over",

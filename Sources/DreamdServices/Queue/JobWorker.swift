@@ -20,8 +20,8 @@ public final class JobWorker: Service, Sendable {
     ) {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.owner)"
-        let batcher = OutcomeBatcher(store: store, maxBatch: configuration.outcomeBatchSize,
-                                     maxDelay: configuration.outcomeBatchDelay, logger: logger)
+        let batcher = OutcomeBatcher.outcomes(store: store, maxBatch: configuration.outcomeBatchSize,
+                                              maxDelay: configuration.outcomeBatchDelay, logger: logger)
         let queue = JobQueue(store: store, registry: registry, configuration: configuration, callbacks: callbacks,
                              batcher: batcher, logger: logger)
         engine = LeaseEngine(queue: queue, configuration: LeaseEngineConfiguration(

@@ -40,11 +40,19 @@ public final class DeliveryWorker: Service, Sendable {
 
 /// The deliveries table as a ``LeasedQueue``: claims due deliveries under the per-subscription cap, and
 /// runs one signed attempt of each, recording it with its consequence (retry, final failure, disabling).
+///
+/// Successful attempts, nearly all of them, are recorded many per statement by a ``WriteBatcher``
+/// (`DeliveryStore.recordSucceeded`); a failed attempt, whose consequence depends on its subscription's
+/// health, is recorded on its own. Crash semantics: a success not yet recorded when the process dies is
+/// lost with it; the claim's lease runs out and the delivery is sent again with the same `webhook-id`,
+/// which receivers deduplicate on (docs/webhooks.md).
 struct DeliveryQueue: LeasedQueue {
     let store: DeliveryStore
     let sender: WebhookSender
     let configuration: WebhookConfiguration
     let logger: Logger
+    /// Writes successful attempts in batches.
+    private let successes: WriteBatcher<DeliveryStore.SuccessRecord, Bool>
     /// The earliest retry this worker scheduled and has not yet looked for.
     private let nextRetry = NextRetry()
 
@@ -53,6 +61,14 @@ struct DeliveryQueue: LeasedQueue {
         self.sender = sender
         self.configuration = configuration
         self.logger = logger
+        successes = WriteBatcher(name: "deliveries", maxBatch: configuration.recordBatchSize, maxDelay: .zero, logger: logger) { records in
+            let recorded = try await store.recordSucceeded(records)
+            return records.map { recorded.contains($0.delivery.id) }
+        }
+    }
+
+    func background() async {
+        await successes.run()
     }
 
     func lease(of delivery: ClaimedDelivery) -> Lease {
@@ -115,6 +131,16 @@ struct DeliveryQueue: LeasedQueue {
             attemptedAt: outcome.attemptedAt, statusCode: outcome.statusCode,
             durationMs: Int((outcome.duration.seconds * 1000).rounded()), responseBody: outcome.responseBody, error: outcome.error
         )
+        if case .succeeded = decision {
+            do {
+                let recorded = try await successes.submit(DeliveryStore.SuccessRecord(delivery: delivery, attempt: record))
+                report(outcome: outcome, decision: decision, attempt: attempt, result: .init(recorded: recorded), logger: logger)
+            } catch {
+                logger.error("could not record the delivery attempt; its lease will expire and it will be sent again",
+                             metadata: ["error": "\(LogSafe.describe(error))"])
+            }
+            return
+        }
         for tryNumber in 1...5 {
             do {
                 let result = try await store.record(record, decision: decision, for: delivery, owner: configuration.owner,

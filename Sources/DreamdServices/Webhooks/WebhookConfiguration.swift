@@ -25,13 +25,16 @@ public struct WebhookConfiguration: Sendable {
     public var maintenanceInterval: Duration
     /// This process's name in `deliveries.lease_owner`.
     public var owner: String
+    /// Most successful attempts recorded in one statement (a batch is written as soon as the previous one
+    /// is done, so it grows with the load and a lone success waits for no one).
+    public var recordBatchSize: Int
 
     public init(
         retrySchedule: RetrySchedule = .standard, destinationPolicy: DestinationPolicy = DestinationPolicy(),
         attemptTimeout: Duration = .seconds(15), concurrency: Int = 32, perSubscription: Int = 4,
         disableAfter: Duration? = .seconds(5 * 86_400), secretOverlap: Duration = .seconds(86_400), batchSize: Int = 16,
         idlePollInterval: Duration = .seconds(1), maintenanceInterval: Duration = .seconds(1),
-        owner: String = WorkerConfiguration.defaultOwner()
+        owner: String = WorkerConfiguration.defaultOwner(), recordBatchSize: Int = 256
     ) {
         self.retrySchedule = retrySchedule
         self.destinationPolicy = destinationPolicy
@@ -44,6 +47,7 @@ public struct WebhookConfiguration: Sendable {
         self.idlePollInterval = idlePollInterval
         self.maintenanceInterval = maintenanceInterval
         self.owner = owner
+        self.recordBatchSize = max(1, recordBatchSize)
     }
 
     /// A claim outlives the longest attempt by a margin for recording it; a process that dies holding

@@ -22,6 +22,14 @@ actor DreamlookSimState {
     /// Dry runs are never listed nor answered for, but their callback still comes.
     var dryRuns: [String: SimJob] = [:]
     var callbacksSent = 0
+    /// Jobs with a callback still to send, soonest finish first (a job's finish is fixed at creation).
+    var pendingCallbacks: [PendingCallback] = []
+
+    struct PendingCallback: Sendable {
+        var finishesAt: Date
+        var id: String
+        var isDryRun: Bool
+    }
 
     var jobs: [String: SimJob] = [:]
     var order: [String] = []
@@ -74,6 +82,15 @@ actor DreamlookSimState {
             jobs[id] = job
             order.append(id)
         }
+        if job.callbackURL != nil {
+            let pending = PendingCallback(finishesAt: job.finishesAt, id: id, isDryRun: dryRun)
+            var low = 0, high = pendingCallbacks.count   // the first later finish: jobs mostly come in order
+            while low < high {
+                let middle = (low + high) / 2
+                if pendingCallbacks[middle].finishesAt > pending.finishesAt { high = middle } else { low = middle + 1 }
+            }
+            pendingCallbacks.insert(pending, at: low)
+        }
         return (job, Double.random(in: 0..<1) < faults.createThenFailRate)
     }
 
@@ -103,18 +120,49 @@ actor DreamlookSimState {
         return counts
     }
 
-    /// Jobs whose callback is due now, marked as done; the caller sends them.
+    /// Jobs whose callback is due now, taken off the pending list; the caller sends them. A dry run's
+    /// callback comes when it finishes, a job's after the `callbackDelay` fault, if any.
     func dueCallbacks(now: Date) -> [SimJob] {
+        let delay = faults.callbackDelay.seconds
         var due: [SimJob] = []
-        for (id, job) in jobs where !job.callbackDone && job.callbackURL != nil && job.finishesAt.addingTimeInterval(faults.callbackDelay.seconds) <= now {
-            jobs[id]?.callbackDone = true
-            due.append(job)
+        var kept: [PendingCallback] = []
+        var taken = 0
+        for pending in pendingCallbacks {
+            guard pending.finishesAt <= now else { break }
+            taken += 1
+            if !pending.isDryRun, pending.finishesAt.addingTimeInterval(delay) > now {
+                kept.append(pending)
+                continue
+            }
+            if pending.isDryRun {
+                dryRuns[pending.id]?.callbackDone = true
+                if let job = dryRuns[pending.id] { due.append(job) }
+            } else {
+                jobs[pending.id]?.callbackDone = true
+                if let job = jobs[pending.id] { due.append(job) }
+            }
         }
-        for (id, job) in dryRuns where !job.callbackDone && job.callbackURL != nil && job.finishesAt <= now {
-            dryRuns[id]?.callbackDone = true
-            due.append(job)
-        }
+        pendingCallbacks.replaceSubrange(0..<taken, with: kept)
         return due
+    }
+
+    /// When the first pending callback is due, if any is pending (a later dry run may be due sooner:
+    /// the sender never sleeps long).
+    var nextCallbackDue: Date? {
+        guard let first = pendingCallbacks.first else { return nil }
+        return first.isDryRun ? first.finishesAt : first.finishesAt.addingTimeInterval(faults.callbackDelay.seconds)
+    }
+
+    /// When each finished job carrying tag `key` finished upstream, by the tag's value, in seconds since
+    /// 1970 (the end-to-end benchmark measures from here to the webhook).
+    func finishTimes(tagKey key: String, now: Date) -> [String: Double] {
+        var times: [String: Double] = [:]
+        for job in jobs.values where job.finishesAt <= now {
+            for tag in job.tags where tag["key"]?.stringValue == key {
+                if let value = tag["value"]?.stringValue { times[value] = job.finishesAt.timeIntervalSince1970 }
+            }
+        }
+        return times
     }
 
     func countCallback() { callbacksSent += 1 }

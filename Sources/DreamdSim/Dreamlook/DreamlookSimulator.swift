@@ -71,6 +71,12 @@ public struct DreamlookSimulator: Sendable {
                 "callbacks_sent": .number(Double(await state.callbacksSent)),
             ])
         }
+        // Not part of dreamlook either: when each finished job ended upstream, by its dreamd_job_id tag
+        // (bench/e2e.sh measures from there to the webhook).
+        router.get("sim/dreamlook/finished") { _, _ in
+            let times = await state.finishTimes(tagKey: "dreamd_job_id", now: Date())
+            return try Self.json(["finished": .object(times.mapValues { .number($0) })])
+        }
         router.get("jobs/:type") { request, context in
             try await guarded(request) {
                 let jobType = try Self.jobType(context)
