@@ -13,10 +13,15 @@
 #   bash bench/e2e.sh [jobs=5000] [paced-rate=100] [paced-seconds=10] [daemon-counts="1 3"]
 #   DREAMD_BIN=... bash bench/e2e.sh        # a given build (else: release, in .build-bench)
 #   BENCH_PROFILE=1 bash bench/e2e.sh       # also print each run's top statements (pg_stat_statements)
+#   E2E_BEFORE_BIN=DIR E2E_BEFORE_MIGRATIONS=DIR bash bench/e2e.sh 5000 100 10 "before:1 1 3"
+#                                           # "before:N": N daemons of an older build (its dreamd and E2EBench
+#                                           # in DIR, its migrations), for before/after figures in one run
 #
 # Settings an operator of this volume would set, and only those: dreamlook's per-process request rate
-# (DREAMD_DREAMLOOK_RATE, default 10/s) and the per-subscription webhook cap (DREAMD_WEBHOOK_PER_SUBSCRIPTION,
-# default 4) are raised; everything else is the default, callbacks on.
+# (DREAMD_DREAMLOOK_RATE, default 10/s), the steps a process runs at once (DREAMD_WORKER_CONCURRENCY, default
+# 16: submissions and polls wait on the network, not the CPU) with its claim batch (DREAMD_CLAIM_BATCH, 10),
+# and the per-subscription webhook cap (DREAMD_WEBHOOK_PER_SUBSCRIPTION, default 4) are raised; everything
+# else is the default, callbacks on. E2E_ENV adds settings (E2E_ENV="DREAMD_WORKER_CONCURRENCY=64").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
@@ -66,11 +71,19 @@ wait_http() {  # url timeout
 
 echo "    ($(nproc) cores, $("$PG_BIN/postgres" --version), $CONFIG build; PostgreSQL, daemons, simulator and subscriber on this machine)"
 SUMMARY="$WORK/summary"; : >"$SUMMARY"
-for DAEMONS in $COUNTS; do
-    DB="e2e_$DAEMONS"
+NOW_BIN=$BIN; NOW_BENCH=$BENCH
+for ENTRY in $COUNTS; do
+    DAEMONS=${ENTRY#before:}
+    if [[ "$ENTRY" == before:* ]]; then
+        BIN=${E2E_BEFORE_BIN:?E2E_BEFORE_BIN names the older build}/dreamd; BENCH=$E2E_BEFORE_BIN/E2EBench
+        MIGRATIONS=${E2E_BEFORE_MIGRATIONS:?E2E_BEFORE_MIGRATIONS names the older migrations}; LABEL="before, $DAEMONS"
+    else
+        BIN=$NOW_BIN; BENCH=$NOW_BENCH; MIGRATIONS=migrations; LABEL=$DAEMONS
+    fi
+    DB="e2e_${ENTRY/:/_}"
     pg_create_db "$DB" >/dev/null
     export DATABASE_URL; DATABASE_URL=$(pg_database_url "$DB")
-    "$BIN" migrate --migrations-dir migrations >/dev/null 2>&1
+    "$BIN" migrate --migrations-dir "$MIGRATIONS" >/dev/null 2>&1
     TOKEN=$("$BIN" keys create --name e2e 2>/dev/null | tail -n 1 | tr -d '[:space:]')
 
     SIM_PORT=$(free_port)
@@ -85,14 +98,15 @@ for DAEMONS in $COUNTS; do
         DREAMLOOK_BASE_URL="http://127.0.0.1:$SIM_PORT" DREAMLOOK_API_KEY=dl-e2e \
         DREAM_BASE_URL="http://127.0.0.1:$SIM_PORT" DREAMGEN_BASE_URL="http://127.0.0.1:$SIM_PORT" \
         DREAMD_DREAMLOOK_RATE=10000 DREAMD_WEBHOOK_PER_SUBSCRIPTION=64 DREAMD_API_RATE_LIMIT=0 \
+        DREAMD_WORKER_CONCURRENCY=128 DREAMD_CLAIM_BATCH=64 DREAMD_MIGRATIONS_DIR="$MIGRATIONS" \
         DREAMD_WEBHOOK_ALLOW_PRIVATE=true DREAMD_DATA_DIR="$WORK/data$DAEMONS-$i" DREAMD_LOG_LEVEL=warning \
-            "$BIN" serve >>"$WORK/serve$DAEMONS-$i.log" 2>&1 </dev/null &
+            env ${E2E_ENV:-} "$BIN" serve >>"$WORK/serve$DAEMONS-$i.log" 2>&1 </dev/null &
         DPID[$i]=$!; PIDS+=($!)
         URLS+=("http://127.0.0.1:$port")
     done
     for url in "${URLS[@]}"; do wait_http "$url/readyz" 60; done
 
-    echo "==> $DAEMONS daemon(s): $JOBS image_gen jobs in bulk, then $RATE jobs/s for ${PACED_SECONDS} s (simulator: 500 ms run time, callbacks on)"
+    echo "==> $LABEL daemon(s): $JOBS image_gen jobs in bulk, then $RATE jobs/s for ${PACED_SECONDS} s (simulator: 500 ms run time, callbacks on)"
     PEAKS="$WORK/peaks$DAEMONS"; : >"$PEAKS"
     ( while :; do
         for i in $(seq 1 "$DAEMONS"); do
@@ -109,9 +123,9 @@ for DAEMONS in $COUNTS; do
     for i in $(seq 1 "$DAEMONS"); do
         echo "daemon $i peak RSS: $(awk -v i="$i" '$1 == i && $2 > m {m = $2} END {printf "%.1f MB", m / 1024}' "$PEAKS")"
     done
-    echo "$DAEMONS $(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p') $(echo "$OUT" | sed -n 's/^P99_MS=//p')" >>"$SUMMARY"
+    echo "$ENTRY $(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p') $(echo "$OUT" | sed -n 's/^P99_MS=//p')" >>"$SUMMARY"
     if [[ "${BENCH_PROFILE:-0}" == 1 ]]; then
-        echo "==> where PostgreSQL's time went ($DAEMONS daemon(s), pg_stat_statements)"
+        echo "==> where PostgreSQL's time went ($LABEL daemon(s), pg_stat_statements)"
         pg_profile_report "$DB" 15
     fi
     stop_all
@@ -121,9 +135,19 @@ python3 - "$SUMMARY" "$RATE" <<'PY'
 import sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
 rate = sys.argv[2]
-throughput = ", ".join(f"{d} daemon{'s' if d != '1' else ''} {float(j):.0f} jobs/s" for d, j, _ in rows)
-latency = ", ".join(f"{float(p):.1f} ms ({d})" for d, _, p in rows)
-if len(rows) >= 2 and float(rows[0][1]) > 0:
-    print(f"scaling: {rows[-1][0]} daemons drain {float(rows[-1][1]) / float(rows[0][1]):.2f}x what {rows[0][0]} daemon does")
+now = [r for r in rows if not r[0].startswith("before:")]
+before = [r for r in rows if r[0].startswith("before:")]
+def name(entry):
+    d = entry.removeprefix("before:")
+    return ("before, " if entry.startswith("before:") else "") + f"{d} daemon{'s' if d != '1' else ''}"
+for b in before:
+    match = [r for r in now if r[0] == b[0].removeprefix("before:")]
+    if match and float(b[1]) > 0:
+        print(f"before/after ({name(match[0][0])}): {float(b[1]):.0f} -> {float(match[0][1]):.0f} jobs/s ({float(match[0][1]) / float(b[1]):.2f}x); "
+              f"p99 {float(b[2]):.1f} -> {float(match[0][2]):.1f} ms")
+if len(now) >= 2 and float(now[0][1]) > 0:
+    print(f"scaling: {now[-1][0]} daemons drain {float(now[-1][1]) / float(now[0][1]):.2f}x what {now[0][0]} daemon does")
+throughput = ", ".join(f"{name(d)} {float(j):.0f} jobs/s" for d, j, _ in now)
+latency = ", ".join(f"{float(p):.1f} ms ({name(d)})" for d, _, p in now)
 print(f"e2e: {throughput}; p99 upstream-finish→webhook at {rate} jobs/s: {latency}")
 PY

@@ -53,6 +53,18 @@ public struct CallbackProcessor: Sendable {
         return processed
     }
 
+    /// Processes the callbacks of one job that came while a step held it; the worker calls this right
+    /// after recording the step, so an early callback costs no wait for the maintenance pass. Returns how
+    /// many were processed.
+    @discardableResult
+    public func processWaiting(jobID: UUID) async throws -> Int {
+        var processed = 0
+        for pending in try await callbacks.pending(jobID: jobID) {
+            if case .processed = try await process(inboxID: pending.inboxID, job: pending.job, payload: pending.payload) { processed += 1 }
+        }
+        return processed
+    }
+
     private func decide(inboxID: Int64, job: Job, payload: JSONValue?) async throws -> Result {
         if job.state.isFinal { return .processed("ignored: job already \(job.state.rawValue)") }
         guard let payload else { return .processed("ignored: body is not JSON") }

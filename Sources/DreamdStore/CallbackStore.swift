@@ -175,7 +175,7 @@ public struct CallbackStore: Sendable {
     /// Callbacks stored more than a second ago and not processed yet (they came while their job was
     /// being submitted or polled, or their processing failed) whose job nobody works on now, oldest first.
     public func pending(limit: Int = 100) async throws -> [Pending] {
-        let rows = try await client.rows("""
+        try decodePending(try await client.rows("""
             -- The inbox's unprocessed rows first (its partial index), then their jobs by key: a plan that starts
             -- from jobs reads the whole table (it took 225 ms a pass under bench/e2e.sh).
             WITH waiting AS MATERIALIZED (
@@ -187,7 +187,21 @@ public struct CallbackStore: Sendable {
             FROM waiting i JOIN jobs j ON j.id = i.job_id
             WHERE j.lease_owner IS NULL AND j.state <> 'submitting'
             ORDER BY i.id LIMIT \(limit)
-            """, logger: logger).rows
+            """, logger: logger).rows)
+    }
+
+    /// The callbacks of one job not processed yet, oldest first, if nobody works on the job now: what a
+    /// worker applies right after recording a step during which they came.
+    public func pending(jobID: UUID) async throws -> [Pending] {
+        try decodePending(try await client.rows("""
+            SELECT i.id, i.payload, i.payload_encoding, \(unescaped: JobColumns.list("j"))
+            FROM callback_inbox i JOIN jobs j ON j.id = i.job_id
+            WHERE i.job_id = \(jobID) AND i.processed_at IS NULL AND j.lease_owner IS NULL AND j.state <> 'submitting'
+            ORDER BY i.id LIMIT 20
+            """, logger: logger).rows)
+    }
+
+    private func decodePending(_ rows: [PostgresRow]) throws -> [Pending] {
         return try rows.map { row in
             let cells = row.makeRandomAccess()
             let text = try cells[1].decode(String.self)

@@ -136,6 +136,41 @@ struct FencingTests {
         }
     }
 
+    @Test("successful attempts recorded in one batch: each with its attempt row, stale claims refused")
+    func deliverySuccessBatchFenced() async throws {
+        try await TestDatabase.with { db in
+            let deliveries = DeliveryStore(client: db.client, logger: db.logger)
+            let subscription = try await SubscriptionStore(client: db.client, logger: db.logger)
+                .create(.init(url: "http://127.0.0.1:9/hook", eventTypes: ["job.*"]))
+            try await db.client.query("""
+                INSERT INTO events (id, type, payload) SELECT gen_random_uuid(), 'job.succeeded', '{}' FROM generate_series(1, 3)
+                """, logger: db.logger)
+            try await db.client.query("UPDATE subscriptions SET failing_since = now() - interval '1 hour'", logger: db.logger)
+            let claimed = try await deliveries.claim(limit: 3, owner: "w", leaseDuration: .seconds(30), perSubscription: 4)
+            #expect(claimed.count == 3)
+            // The third claim's token is stale: its delivery was taken back and claimed again meanwhile.
+            try await deliveries.release(leases: [Lease(id: claimed[2].id, epoch: claimed[2].leaseEpoch)])
+            let again = try #require(try await deliveries.claim(limit: 1, owner: "w", leaseDuration: .seconds(30), perSubscription: 4).first)
+            #expect(again.id == claimed[2].id)
+            let records = claimed.enumerated().map { index, delivery in
+                DeliveryStore.SuccessRecord(delivery: delivery, attempt: .init(
+                    attemptedAt: Date(), statusCode: 200 + index, durationMs: 3, responseBody: index == 0 ? "ok" : nil, error: nil))
+            }
+            let recorded = try await deliveries.recordSucceeded(records)
+            #expect(recorded == [claimed[0].id, claimed[1].id])
+            #expect(try await db.values("SELECT state FROM deliveries WHERE id = \(again.id)", as: String.self) == ["delivering"])
+            #expect(try await db.values("SELECT count(*)::int FROM deliveries WHERE state = 'succeeded' AND delivered_at IS NOT NULL AND attempts = 1",
+                                        as: Int.self) == [2])
+            #expect(try await db.values("SELECT status_code FROM delivery_attempts ORDER BY status_code", as: Int.self) == [200, 201])
+            #expect(try await db.values("SELECT coalesce(response_body, '-') FROM delivery_attempts ORDER BY status_code", as: String.self) == ["ok", "-"])
+            // A success clears the subscription's failing streak.
+            #expect(try await db.values("SELECT (failing_since IS NULL AND last_success_at IS NOT NULL)::text FROM subscriptions WHERE id = \(subscription.id)",
+                                        as: String.self) == ["true"])
+            // Recorded once, the claims hold nothing any more.
+            #expect(try await deliveries.recordSucceeded(records.dropLast().map { $0 }).isEmpty)
+        }
+    }
+
     @Test("a graceful stop past the drain timeout cancels the step and gives its lease back")
     func drainReleasesLeases() async throws {
         try await TestDatabase.with { db in

@@ -142,6 +142,63 @@ struct QueueTests {
         }
     }
 
+    @Test("a due poll is claimed before older queued submissions, whatever their priority")
+    func duePollsFirst() async throws {
+        try await TestDatabase.with { db in
+            var queued: [UUID] = []
+            for priority in [0, -5, 0] {
+                if case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:], priority: priority)) { queued.append(job.id) }
+            }
+            // A job already submitted upstream, whose next poll a callback made due just now (after the
+            // submissions above were queued), and one whose next poll is not due yet.
+            var polls: [UUID] = []
+            for _ in 0..<2 {
+                if case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:], priority: 9)) { polls.append(job.id) }
+            }
+            try await db.client.query("UPDATE jobs SET state = 'submitting', attempt = 1 WHERE id = ANY(\(polls))", logger: db.logger)
+            try await db.client.query("""
+                UPDATE jobs SET state = 'running', upstream_job_id = 'up',
+                    run_at = CASE WHEN id = \(polls[0]) THEN now() ELSE now() + interval '1 hour' END
+                WHERE id = ANY(\(polls))
+                """, logger: db.logger)
+            let first = try await db.jobs.claim(kinds: ["test_noop"], limit: 1, owner: "w", leaseDuration: .seconds(5))
+            #expect(first.map(\.job.id) == [polls[0]])
+            #expect(first.first?.job.state == .running)
+            // The rest of a claim is filled with submissions by priority; the poll not yet due stays.
+            let rest = try await db.jobs.claim(kinds: ["test_noop"], limit: 5, owner: "w", leaseDuration: .seconds(5))
+            #expect(rest.map(\.job.id) == [queued[1], queued[0], queued[2]])
+            #expect(rest.allSatisfy { $0.job.state == .submitting })
+        }
+    }
+
+    @Test("a callback that came while its job was being submitted is applied as soon as the submission is recorded")
+    func earlyCallbackAppliedAfterStep() async throws {
+        try await TestDatabase.with { db in
+            guard case .created(let job) = try await db.jobs.insert(.init(kind: "test_callbacks", params: [:])) else {
+                Issue.record("not created"); return
+            }
+            let executor = EarlyCallbackExecutor(client: db.client, logger: db.logger)
+            // Maintenance (which would also apply it) runs only once, at start, before the callback exists.
+            let worker = JobWorker(
+                store: db.jobs, registry: ExecutorRegistry([executor]),
+                configuration: WorkerConfiguration(concurrency: 2, idlePollInterval: .milliseconds(50), maintenanceInterval: .seconds(3600), owner: "w"),
+                callbacks: CallbackEndpoint(store: CallbackStore(client: db.client, logger: db.logger), baseURL: "http://127.0.0.1:9"),
+                logger: db.logger)
+            let state = try await withWorkers([worker], logger: db.logger) { () async throws -> String in
+                for _ in 0..<100 {
+                    let state = try await db.values("SELECT state FROM jobs WHERE id = \(job.id)", as: String.self).first ?? ""
+                    if state == "succeeded" { return state }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                return try await db.values("SELECT state FROM jobs WHERE id = \(job.id)", as: String.self).first ?? ""
+            }
+            #expect(state == "succeeded")
+            #expect(try await db.values("SELECT outcome FROM callback_inbox WHERE job_id = \(job.id) AND processed_at IS NOT NULL", as: String.self)
+                    == ["recorded succeeded"])
+            #expect(try await db.values("SELECT actor FROM job_events WHERE job_id = \(job.id) AND to_state = 'succeeded'", as: String.self) == ["callback"])
+        }
+    }
+
     @Test("a person's own UPDATE in psql is audited with their role")
     func manualUpdateAudited() async throws {
         try await TestDatabase.with { db in

@@ -162,6 +162,16 @@ struct JobQueue: LeasedQueue {
                           metadata: ["outcome": "\(outcome)"])
             return
         }
+        if state == .running, executor.usesCallbacks, let callbacks {
+            // A callback that came while this step held the job waited in the inbox: apply it now.
+            do {
+                try await CallbackProcessor(callbacks: callbacks.store, jobs: store, registry: registry, logger: logger)
+                    .processWaiting(jobID: claimed.job.id)
+            } catch {
+                logger.warning("could not apply a callback that waited; the maintenance pass will",
+                               metadata: ["error": "\(LogSafe.describe(error))"])
+            }
+        }
         let kind = claimed.job.kind.rawValue
         if !isSubmission { Counter(label: "dreamd_polls_total", dimensions: [("kind", kind)]).increment() }
         if state != claimed.job.state {
