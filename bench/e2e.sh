@@ -124,6 +124,24 @@ for ENTRY in $COUNTS; do
         echo "daemon $i peak RSS: $(awk -v i="$i" '$1 == i && $2 > m {m = $2} END {printf "%.1f MB", m / 1024}' "$PEAKS")"
     done
     echo "$ENTRY $(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p') $(echo "$OUT" | sed -n 's/^P99_MS=//p')" >>"$SUMMARY"
+    # Where a paced job's time went, from the audit trail, the callback inbox and the delivery log.
+    "$PG_BIN/psql" -X -q -At "$DATABASE_URL" -c "
+        WITH paced AS (SELECT id FROM jobs ORDER BY created_at DESC LIMIT $(( RATE * PACED_SECONDS ))),
+        t AS (SELECT
+                (SELECT min(at) FROM job_events e WHERE e.job_id = p.id AND e.to_state = 'queued') AS queued,
+                (SELECT min(at) FROM job_events e WHERE e.job_id = p.id AND e.to_state = 'running') AS running,
+                (SELECT min(received_at) FROM callback_inbox i WHERE i.job_id = p.id) AS callback,
+                (SELECT min(at) FROM job_events e WHERE e.job_id = p.id AND e.to_state = 'succeeded') AS done,
+                (SELECT min(d.delivered_at) FROM events ev JOIN deliveries d ON d.event_id = ev.id
+                  WHERE ev.type = 'job.succeeded' AND ev.payload->'data'->>'id' = p.id::text) AS delivered
+              FROM paced p),
+        d AS (SELECT 1000 * extract(epoch FROM running - queued) AS submit, 1000 * extract(epoch FROM done - callback) AS confirm,
+                     1000 * extract(epoch FROM delivered - done) AS deliver FROM t)
+        SELECT format('stages of the paced jobs, p50/p99 ms: queued -> running %s/%s; callback received -> succeeded %s/%s; succeeded -> webhook delivered %s/%s',
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY submit)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY submit)::numeric, 1),
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY confirm)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY confirm)::numeric, 1),
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY deliver)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY deliver)::numeric, 1))
+        FROM d" || true
     if [[ "${BENCH_PROFILE:-0}" == 1 ]]; then
         echo "==> where PostgreSQL's time went ($LABEL daemon(s), pg_stat_statements)"
         pg_profile_report "$DB" 15

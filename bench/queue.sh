@@ -12,6 +12,7 @@
 #   BENCH_CONFIG=debug bash bench/queue.sh         # default: release
 #   BENCH_PROFILE=1 bash bench/queue.sh            # also print the top statements (pg_stat_statements)
 #   BEFORE_DIR=/path/to/old/checkout bash bench/queue.sh   # its .build-bench must hold a release QueueBench
+#   BEFORE_DIR=<dir with the old migrations/> BEFORE_BIN=<dir with the old dreamd, QueueBench> bash bench/queue.sh
 #   INFLIGHT_JOBS=100000 bash bench/queue.sh        # default 0 (skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,9 +73,10 @@ JPS_HOOK=$(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p')
 
 BEFORE=""
 if [[ -n "${BEFORE_DIR:-}" ]]; then
-    BEFORE_BIN=$(cd "$BEFORE_DIR" && swift build --scratch-path .build-bench -c release --show-bin-path)
+    # BEFORE_BIN: a folder holding the older release dreamd and QueueBench (else BEFORE_DIR's .build-bench).
+    BEFORE_BIN=${BEFORE_BIN:-$(cd "$BEFORE_DIR" && swift build --scratch-path .build-bench -c release --show-bin-path)}
     BEFORE_URL=$(pg_database_url dreamd_before)
-    echo "==> before ($(git -C "$BEFORE_DIR" log -1 --format='%h %s' | cut -c1-60)): $JOBS no-op jobs"
+    echo "==> before ($(git -C "$BEFORE_DIR" log -1 --format='%h %s' 2>/dev/null | cut -c1-60 || echo "$BEFORE_BIN")): $JOBS no-op jobs"
     DATABASE_URL="$BEFORE_URL" "$BEFORE_BIN/dreamd" migrate --migrations-dir "$BEFORE_DIR/migrations" >/dev/null
     OUT=$("$BEFORE_BIN/QueueBench" "$BEFORE_URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 0)
     echo "$OUT" | grep -v '^[A-Z_]*='

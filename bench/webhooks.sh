@@ -12,6 +12,7 @@
 #   bash bench/webhooks.sh [events=20000] [subscriptions=1] [concurrency=128] [per-subscription=128] [paced-rate=200] [paced-seconds=10]
 #   BENCH_CONFIG=debug bash bench/webhooks.sh     # default: release
 #   BENCH_PROFILE=1 bash bench/webhooks.sh        # also print the top statements (pg_stat_statements)
+#   BEFORE_BIN=<dir with an older release WebhookBench> bash bench/webhooks.sh   # before/after in one run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
@@ -50,6 +51,15 @@ echo "$OUT" | grep -v '^[A-Z_0-9]*='
 DPS=$(echo "$OUT" | sed -n 's/^DELIVERIES_PER_SECOND=//p')
 echo "peak RSS: $(echo "$OUT" | sed -n 's/^PEAK_RSS_MB=//p') MB"
 
+DPS_BEFORE=""
+if [[ -n "${BEFORE_BIN:-}" ]]; then
+    # An older build's WebhookBench (BEFORE_BIN names its folder) on the same server, raised cap: before/after.
+    echo "==> before ($BEFORE_BIN), per-subscription cap $PER_SUBSCRIPTION: same load"
+    OUT=$("$BEFORE_BIN/WebhookBench" "$URL" "$EVENTS" "$SUBSCRIPTIONS" "$CONCURRENCY" "$PER_SUBSCRIPTION" "$RATE" "$SECONDS_PACED")
+    echo "$OUT" | grep -v '^[A-Z_0-9]*='
+    DPS_BEFORE=$(echo "$OUT" | sed -n 's/^DELIVERIES_PER_SECOND=//p')
+fi
+
 # The baseline, in the same run on the same server: pgbench's simple-update transactions.
 pg_create_db pgbench >/dev/null
 echo "==> pgbench -N (simple-update), 8 clients, 15s, same server"
@@ -57,9 +67,11 @@ echo "==> pgbench -N (simple-update), 8 clients, 15s, same server"
 TPS=$("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -N -c 8 -j 2 -T 15 pgbench 2>/dev/null \
       | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 echo "pgbench: $TPS TPS"
-python3 - "$DPS" "$TPS" "$DPS_DEFAULT" <<'PY'
+python3 - "$DPS" "$TPS" "$DPS_DEFAULT" "$DPS_BEFORE" <<'PY'
 import sys
 dps, tps, default = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+if sys.argv[4]:
+    print(f"before/after (raised cap): {float(sys.argv[4]):.0f} -> {dps:.0f} deliveries/s ({dps / float(sys.argv[4]):.2f}x)")
 print(f"default cap (4 per subscription): {default:.0f} deliveries/s; raised cap: {dps:.0f} deliveries/s")
 print(f"ratio: {dps:.0f} deliveries/s = {dps / tps:.2f} x pgbench simple-update TPS ({tps:.0f})")
 print("(each delivery is a claim share, a signed HTTP POST to the local receiver and a record statement with its attempt row)")
