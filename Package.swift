@@ -164,7 +164,7 @@ let package = Package(
         .executableTarget(
             name: "E2EBench",
             dependencies: [
-                "BenchSupport",
+                "BenchSupport", "DreamdCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -32,8 +32,7 @@ enum JobQueueStatements {
                 FOR UPDATE OF jobs SKIP LOCKED
             ), due AS (
                 -- Read lazily, polls first: submissions are scanned (and locked) only for what the polls
-                -- leave of the claim. A computed LIMIT on submissions instead hid the limit from the planner,
-                -- whose generic plan then sorted every queued job on each claim (bench/queue.sh: 0.5x).
+                -- leave of the claim, and both scans keep the plain bound $2 the planner can see.
                 SELECT id FROM polls UNION ALL SELECT id FROM submissions
                 LIMIT $2
             )

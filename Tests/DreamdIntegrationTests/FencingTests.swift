@@ -167,7 +167,7 @@ struct FencingTests {
             #expect(try await db.values("SELECT (failing_since IS NULL AND last_success_at IS NOT NULL)::text FROM subscriptions WHERE id = \(subscription.id)",
                                         as: String.self) == ["true"])
             // Recorded once, the claims hold nothing any more.
-            #expect(try await deliveries.recordSucceeded(records.dropLast().map { $0 }).isEmpty)
+            #expect(try await deliveries.recordSucceeded(Array(records.dropLast())).isEmpty)
         }
     }
 

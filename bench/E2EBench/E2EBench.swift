@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BenchSupport
+import DreamdCore
 import Foundation
 import Hummingbird
 import Logging
@@ -194,8 +195,4 @@ struct APIClient: Sendable {
         }
         return Data(bytes.readableBytesView)
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
