@@ -56,16 +56,27 @@ TPS=$("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -N -c 8 -j 2 -T "$
       | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 echo "pgbench: $TPS TPS"
 
+# Each measured phase starts on a settled server: the previous phase's dead rows vacuumed and its dirty pages
+# written, so no phase pays for another's autovacuum or checkpoint (the first dreamd drain after pgqueuer's
+# used to come out slower than the second, with a subscription).
+settle() {
+    "$PG_BIN/vacuumdb" -h 127.0.0.1 -p "$PGPORT" -U postgres --all -q >/dev/null 2>&1 || true
+    "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c CHECKPOINT >/dev/null 2>&1 || true
+}
+
+settle
 echo "==> pgqueuer: $PGQUEUER_JOBS no-op jobs, batch 50, 2 workers"
 OUT=$("$VENV/bin/python" bench/pgqueuer_drain.py "$(pg_database_url pgqueuer)" "$PGQUEUER_JOBS" 50 2)
 echo "$OUT" | grep -v '^PGQUEUER_JOBS_PER_SECOND='
 PQ=$(echo "$OUT" | sed -n 's/^PGQUEUER_JOBS_PER_SECOND=//p')
 
+settle
 echo "==> dreamd: $JOBS no-op jobs, $WORKERS workers x $CONCURRENCY, batch $BATCH"
 OUT=$("$BIN/QueueBench" "$URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 0)
 echo "$OUT" | grep -v '^[A-Z_]*='
 JPS=$(echo "$OUT" | sed -n 's/^JOBS_PER_SECOND=//p')
 
+settle
 echo "==> dreamd with one job.* webhook subscription: $JOBS no-op jobs"
 OUT=$("$BIN/QueueBench" "$URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 1)
 echo "$OUT" | grep -v '^[A-Z_]*='
@@ -76,6 +87,7 @@ if [[ -n "${BEFORE_DIR:-}" ]]; then
     # BEFORE_BIN: a folder holding the older release dreamd and QueueBench (else BEFORE_DIR's .build-bench).
     BEFORE_BIN=${BEFORE_BIN:-$(cd "$BEFORE_DIR" && swift build --scratch-path .build-bench -c release --show-bin-path)}
     BEFORE_URL=$(pg_database_url dreamd_before)
+    settle
     echo "==> before ($(git -C "$BEFORE_DIR" log -1 --format='%h %s' 2>/dev/null | cut -c1-60 || echo "$BEFORE_BIN")): $JOBS no-op jobs"
     DATABASE_URL="$BEFORE_URL" "$BEFORE_BIN/dreamd" migrate --migrations-dir "$BEFORE_DIR/migrations" >/dev/null
     OUT=$("$BEFORE_BIN/QueueBench" "$BEFORE_URL" "$JOBS" "$WORKERS" "$CONCURRENCY" "$BATCH" 0)
