@@ -42,8 +42,8 @@ extension CheckpointStore {
                 archive_lease_owner = \(owner), archive_lease_epoch = c.archive_lease_epoch + 1,
                 archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond',
                 audit_actor = 'archiver', audit_detail = \(detail)::jsonb
-            FROM due, jobs j
-            WHERE c.id = due.id AND j.id = c.job_id
+            FROM jobs j
+            WHERE c.id = ANY(ARRAY(SELECT id FROM due)) AND j.id = c.job_id
             RETURNING c.id, c.upstream_checkpoint_id, c.url, c.file_format, c.size_bytes, c.archive_attempts, c.expires_at,
                       j.kind, j.upstream_job_id, c.archive_lease_epoch
             """, logger: logger).rows
@@ -66,6 +66,7 @@ extension CheckpointStore {
             UPDATE checkpoints c SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
             WHERE c.id = l.id AND c.archive_lease_epoch = l.epoch AND c.archive_state = 'archiving'
+              AND c.id = ANY(\(leases.map(\.id))::uuid[])
             RETURNING c.id
             """, logger: logger)
         return Set(try rows.decode(UUID.self).map { $0 })
@@ -81,6 +82,7 @@ extension CheckpointStore {
                 audit_actor = 'archiver', audit_detail = '{"reason": "released on shutdown"}'::jsonb
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
             WHERE c.id = l.id AND c.archive_lease_epoch = l.epoch AND c.archive_state = 'archiving'
+              AND c.id = ANY(\(leases.map(\.id))::uuid[])
             """, logger: logger)
     }
 

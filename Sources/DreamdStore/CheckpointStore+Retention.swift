@@ -15,11 +15,11 @@ extension CheckpointStore {
         let detail = try DreamdJSON.string(["warning_ms": JSONValue.number(Double(warning))] as JSONValue)
         return try await client.rows("""
             UPDATE checkpoints SET state = 'expiring', audit_actor = \(actor.rawValue), audit_detail = \(detail)::jsonb
-            WHERE id IN (
+            WHERE id = ANY(ARRAY(
                 SELECT id FROM checkpoints
                 WHERE state = 'available' AND expires_at - \(warning) * interval '1 millisecond' <= now()
                 ORDER BY expires_at, id LIMIT \(limit) FOR UPDATE SKIP LOCKED
-            )
+            ))
             RETURNING upstream_checkpoint_id
             """, logger: logger).rows.map { try $0.makeRandomAccess()[0].decode(String.self) }
     }
@@ -40,11 +40,11 @@ extension CheckpointStore {
                     ELSE archive_error END,
                 archive_lease_owner = NULL, archive_lease_expires_at = NULL,
                 audit_actor = \(actor.rawValue), audit_detail = '{}'::jsonb
-            WHERE id IN (
+            WHERE id = ANY(ARRAY(
                 SELECT id FROM checkpoints
                 WHERE state IN ('available', 'expiring') AND expires_at <= now()
                 ORDER BY expires_at, id LIMIT \(limit) FOR UPDATE SKIP LOCKED
-            )
+            ))
             RETURNING upstream_checkpoint_id
             """, logger: logger).rows.map { try $0.makeRandomAccess()[0].decode(String.self) }
     }

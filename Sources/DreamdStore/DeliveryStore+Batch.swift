@@ -37,9 +37,9 @@ extension DeliveryStore {
                 UPDATE deliveries SET
                     state = 'succeeded', attempts = deliveries.attempts + 1, next_attempt_at = NULL,
                     lease_owner = NULL, lease_expires_at = NULL, last_status = NULLIF(i.status, 0), last_error = NULL,
-                    delivered_at = now(), updated_at = now()
+                    delivered_at = now(), updated_at = now(), lease_epoch = deliveries.lease_epoch + 1
                 FROM i
-                WHERE deliveries.id = i.id AND deliveries.lease_epoch = i.epoch AND deliveries.state = 'delivering'
+                WHERE deliveries.id = i.id AND deliveries.lease_epoch = i.epoch
                 RETURNING deliveries.id, deliveries.subscription_id, deliveries.attempts
             ),
             a AS (

@@ -45,15 +45,15 @@ extension DeliveryStore {
             ),
             chosen AS (
                 SELECT d.id FROM deliveries d
-                WHERE d.id IN (SELECT id FROM picked) AND d.state = 'pending' AND d.next_attempt_at <= now()
+                WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND d.state = 'pending' AND d.next_attempt_at <= now()
                 FOR UPDATE OF d SKIP LOCKED
             )
             UPDATE deliveries d SET
                 state = 'delivering', next_attempt_at = NULL, lease_owner = \(owner),
                 lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond', updated_at = now(),
                 lease_epoch = d.lease_epoch + 1
-            FROM chosen, events e, subscriptions s
-            WHERE d.id = chosen.id AND e.id = d.event_id AND s.id = d.subscription_id
+            FROM events e, subscriptions s
+            WHERE d.id = ANY(ARRAY(SELECT id FROM chosen)) AND e.id = d.event_id AND s.id = d.subscription_id
             RETURNING d.id, d.event_id, d.subscription_id, d.event_type, d.attempts, s.url, e.payload::text, s.secret,
                       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END, d.lease_epoch
             """, logger: logger)
@@ -75,7 +75,7 @@ extension DeliveryStore {
         let rows = try await client.rows("""
             UPDATE deliveries d SET lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond'
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
-            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.state = 'delivering'
+            WHERE d.id = l.id AND d.lease_epoch = l.epoch
             RETURNING d.id
             """, logger: logger)
         return Set(try rows.decode(UUID.self).map { $0 })
@@ -89,7 +89,7 @@ extension DeliveryStore {
             UPDATE deliveries d SET state = 'pending', next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL,
                 updated_at = now(), lease_epoch = d.lease_epoch + 1
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
-            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.state = 'delivering'
+            WHERE d.id = l.id AND d.lease_epoch = l.epoch
             """, logger: logger)
     }
 
@@ -209,7 +209,7 @@ extension DeliveryStore {
                 UPDATE deliveries SET
                     state = $4, attempts = attempts + 1,
                     next_attempt_at = CASE WHEN $4 = 'pending' THEN now() + $5 * interval '1 millisecond' END,
-                    lease_owner = NULL, lease_expires_at = NULL,
+                    lease_owner = NULL, lease_expires_at = NULL, lease_epoch = lease_epoch + 1,
                     last_status = $6, last_error = CASE WHEN $4 = 'succeeded' THEN NULL ELSE $7 END,
                     delivered_at = CASE WHEN $4 = 'succeeded' THEN now() END,
                     updated_at = now()
@@ -250,20 +250,20 @@ extension DeliveryStore {
             WITH expired AS (
                 UPDATE deliveries SET state = 'pending', next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL,
                     updated_at = now(), lease_epoch = lease_epoch + 1
-                WHERE id IN (
+                WHERE id = ANY(ARRAY(
                     SELECT id FROM deliveries WHERE state = 'delivering' AND lease_expires_at < now()
                     LIMIT \(limit) FOR UPDATE SKIP LOCKED
-                )
+                ))
                 RETURNING 1
             ),
             disabled AS (
                 UPDATE deliveries d SET state = 'failed', next_attempt_at = NULL, updated_at = now(),
                     last_error = 'subscription disabled' || COALESCE(': ' || s.disabled_reason, '')
                 FROM subscriptions s
-                WHERE d.id IN (
+                WHERE d.id = ANY(ARRAY(
                     SELECT p.id FROM deliveries p JOIN subscriptions q ON q.id = p.subscription_id AND NOT q.enabled
                     WHERE p.state = 'pending' LIMIT \(limit) FOR UPDATE OF p SKIP LOCKED
-                ) AND s.id = d.subscription_id
+                )) AND s.id = d.subscription_id
                 RETURNING 1
             ),
             secrets AS (

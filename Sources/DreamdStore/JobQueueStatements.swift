@@ -44,7 +44,7 @@ enum JobQueueStatements {
                 lease_expires_at = now() + $4 * interval '1 millisecond',
                 lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'worker', audit_detail = jsonb_build_object('owner', $3::text)
-            FROM due WHERE j.id = due.id
+            WHERE j.id = ANY(ARRAY(SELECT id FROM due))
             RETURNING \(JobColumns.list("j"))
             """
         typealias Row = PostgresRow
@@ -73,7 +73,7 @@ enum JobQueueStatements {
         static let sql = """
             UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
             FROM unnest($1::uuid[], $2::int8[]) AS l(id, epoch)
-            WHERE j.id = l.id AND j.lease_epoch = l.epoch AND j.lease_expires_at IS NOT NULL
+            WHERE j.id = l.id AND j.lease_epoch = l.epoch
             RETURNING j.id
             """
         typealias Row = UUID
@@ -137,7 +137,7 @@ enum JobQueueStatements {
                     $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
              AS o(id, epoch, op, result, error, cost, provider, upstream_job_id, upstream_state, run_at, delay_ms, actor, detail,
                   since, hold, anchor)
-        WHERE j.id = o.id AND j.lease_epoch = o.epoch AND j.lease_expires_at IS NOT NULL
+        WHERE j.id = o.id AND j.lease_epoch = o.epoch
         """
 
     /// Records many outcomes in one statement; returns each recorded job's id and new state (and error code).

@@ -168,7 +168,7 @@ extension JobStore {
                 lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'worker', audit_detail = '{"reason": "released on shutdown"}'::jsonb
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
-            WHERE j.id = l.id AND j.lease_epoch = l.epoch AND j.lease_expires_at IS NOT NULL
+            WHERE j.id = l.id AND j.lease_epoch = l.epoch
             """, logger: logger)
     }
 
@@ -177,10 +177,10 @@ extension JobStore {
     public func promoteDueJobs(limit: Int = 1000) async throws -> Int {
         try await client.rows("""
             UPDATE jobs SET state = 'queued', audit_actor = 'scheduler'
-            WHERE id IN (
+            WHERE id = ANY(ARRAY(
                 SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= now()
                 ORDER BY run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
-            )
+            ))
             RETURNING id
             """, logger: logger).rows.count
     }
@@ -206,7 +206,7 @@ extension JobStore {
                 \(unescaped: Self.unsettleSubmission)
                 lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'rescuer', audit_detail = jsonb_build_object('reason', 'lease expired', 'owner', j.lease_owner)
-            FROM expired WHERE j.id = expired.id
+            WHERE j.id = ANY(ARRAY(SELECT id FROM expired))
             RETURNING j.id
             """, logger: logger).rows.count
     }
