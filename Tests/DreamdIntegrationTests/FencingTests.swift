@@ -76,6 +76,30 @@ struct FencingTests {
         }
     }
 
+    @Test("a person's UPDATE that ends a lease moves its epoch on: the step's heartbeat and outcome are refused, not tried as an illegal move")
+    func leaseEndedInSQLFencesTheStep() async throws {
+        try await TestDatabase.with { db in
+            guard case .created(let job) = try await db.jobs.insert(.init(kind: "test_noop", params: [:])) else {
+                Issue.record("not created")
+                return
+            }
+            let claimed = try #require(try await db.jobs.claim(kinds: ["test_noop"], limit: 1, owner: "w", leaseDuration: .seconds(30)).first)
+            // A write that keeps the lease keeps the epoch.
+            try await db.client.query("UPDATE jobs SET metadata = '{\"k\": \"v\"}' WHERE id = \(job.id)", logger: db.logger)
+            #expect(try await db.values("SELECT lease_epoch FROM jobs WHERE id = \(job.id)", as: Int64.self) == [claimed.leaseEpoch])
+            // Someone cancels the job by hand while its step runs; the row trigger ends the lease and its epoch.
+            try await db.client.query("UPDATE jobs SET state = 'cancelled' WHERE id = \(job.id)", logger: db.logger)
+            #expect(try await db.values("SELECT lease_epoch FROM jobs WHERE id = \(job.id)", as: Int64.self) == [claimed.leaseEpoch + 1])
+            let lease = Lease(id: job.id, epoch: claimed.leaseEpoch)
+            #expect(try await db.jobs.heartbeat(leases: [lease], leaseDuration: .seconds(30)).isEmpty)
+            // The outcome matches nothing, so the batch is not refused as `cancelled -> succeeded`: it records nothing.
+            let write = try db.jobs.outcomeWrite(.succeeded(result: [:], costUSD: nil, upstreamState: nil),
+                                                 for: claimed, provider: "test", backoff: .jobRetry)
+            #expect(try await db.jobs.recordBatch([write]).isEmpty)
+            #expect(try await db.jobs.job(id: job.id)?.state == .cancelled)
+        }
+    }
+
     @Test("outcomes written in one batch are each audited and fenced")
     func batchedOutcomes() async throws {
         try await TestDatabase.with { db in
