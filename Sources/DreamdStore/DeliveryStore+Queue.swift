@@ -15,37 +15,38 @@ extension DeliveryStore {
     /// is exact per claim and bounded by `processes × cap` across claims that race.
     public func claim(limit: Int, owner: String, leaseDuration: Duration, perSubscription: Int) async throws -> [ClaimedDelivery] {
         guard limit > 0 else { return [] }
-        // Candidates are read (not locked) and ranked per subscription; only the chosen rows are locked, with
-        // SKIP LOCKED and the state checked again on the locked row. Locking the whole window cost a tuple
-        // write per candidate on every claim (with a backlog, 256 locks to take 2 rows: bench/webhooks.sh spent
-        // 78 % of the server's time there). A wider window lets other subscribers through when the oldest due
-        // rows belong to one subscription near its cap. Two claims racing for the same candidates each get
-        // what the other did not lock.
-        let window = max(limit * 4, perSubscription * 2, 64)
+        // Each enabled subscription with free slots gives at most that many of its oldest due deliveries
+        // (`deliveries_due_by_subscription_idx`, read in order: the cost is the rows taken, whatever the backlog
+        // or the statistics say; migration 0025), and the oldest `limit` of those are taken. Candidates are read
+        // unlocked; only the taken rows are locked, by primary key with SKIP LOCKED, and their state is checked
+        // again on the locked (latest) row version. Locking every candidate cost a tuple write each (with a
+        // backlog, 256 locks to take 2 rows: bench/webhooks.sh spent 78 % of the server's time there). Two claims
+        // racing for the same candidates each get what the other did not lock.
         let rows = try await client.rows("""
             WITH busy AS (
                 SELECT subscription_id, count(*)::int AS n FROM deliveries
                 WHERE state = 'delivering' GROUP BY subscription_id
             ),
-            due AS (
-                SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d
-                JOIN subscriptions s ON s.id = d.subscription_id AND s.enabled
-                WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-                  AND NOT EXISTS (SELECT 1 FROM busy b WHERE b.subscription_id = d.subscription_id AND b.n >= \(perSubscription))
-                ORDER BY d.next_attempt_at, d.id
-                LIMIT \(window)
+            open AS (
+                SELECT s.id, \(perSubscription) - COALESCE(b.n, 0) AS free
+                FROM subscriptions s LEFT JOIN busy b ON b.subscription_id = s.id
+                WHERE s.enabled AND COALESCE(b.n, 0) < \(perSubscription)
             ),
-            ranked AS (
-                SELECT due.id, due.next_attempt_at,
-                       row_number() OVER (PARTITION BY due.subscription_id ORDER BY due.next_attempt_at, due.id) + COALESCE(b.n, 0) AS slot
-                FROM due LEFT JOIN busy b ON b.subscription_id = due.subscription_id
+            due AS (
+                SELECT d.id, d.next_attempt_at FROM open o
+                CROSS JOIN LATERAL (
+                    SELECT d.id, d.next_attempt_at FROM deliveries d
+                    WHERE d.subscription_id = o.id AND d.state = 'pending' AND d.next_attempt_at <= now()
+                    ORDER BY d.next_attempt_at, d.id
+                    LIMIT o.free
+                ) d
             ),
             picked AS (
-                SELECT id FROM ranked WHERE slot <= \(perSubscription) ORDER BY next_attempt_at, id LIMIT \(limit)
+                SELECT id FROM due ORDER BY next_attempt_at, id LIMIT \(limit)
             ),
             chosen AS (
-                SELECT d.id FROM deliveries d
-                WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND d.state = 'pending' AND d.next_attempt_at <= now()
+                SELECT d.id, d.state, d.next_attempt_at FROM deliveries d
+                WHERE d.id = ANY(ARRAY(SELECT id FROM picked))
                 FOR UPDATE OF d SKIP LOCKED
             )
             UPDATE deliveries d SET
@@ -53,7 +54,8 @@ extension DeliveryStore {
                 lease_expires_at = now() + \(Self.millis(leaseDuration)) * interval '1 millisecond', updated_at = now(),
                 lease_epoch = d.lease_epoch + 1
             FROM events e, subscriptions s
-            WHERE d.id = ANY(ARRAY(SELECT id FROM chosen)) AND e.id = d.event_id AND s.id = d.subscription_id
+            WHERE d.id = ANY(ARRAY(SELECT id FROM chosen WHERE state = 'pending' AND next_attempt_at <= now()))
+              AND e.id = d.event_id AND s.id = d.subscription_id
             RETURNING d.id, d.event_id, d.subscription_id, d.event_type, d.attempts, s.url, e.payload::text, s.secret,
                       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END, d.lease_epoch
             """, logger: logger)
