@@ -142,6 +142,21 @@ for ENTRY in $COUNTS; do
             round(percentile_cont(0.5) WITHIN GROUP (ORDER BY confirm)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY confirm)::numeric, 1),
             round(percentile_cont(0.5) WITHIN GROUP (ORDER BY deliver)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY deliver)::numeric, 1))
         FROM d" || true
+    # The slowest 1 % of the paced jobs: each one's timeline, in ms after the simulator finished it.
+    SLOWEST=$(echo "$OUT" | sed -n 's/^SLOWEST=//p')
+    if [[ -n "$SLOWEST" ]]; then
+        echo "slowest paced jobs, ms after the upstream finished (callback received, callback processed, succeeded, webhook delivered):"
+        "$PG_BIN/psql" -X -q -At "$DATABASE_URL" -c "
+            WITH s AS (SELECT split_part(x, '@', 1)::uuid AS id, to_timestamp(split_part(x, '@', 2)::float8) AS finished
+                       FROM unnest(string_to_array('$SLOWEST', ',')) AS x)
+            SELECT format('  %s: callback %s / %s, succeeded %s, delivered %s', s.id,
+                round(1000 * extract(epoch FROM (SELECT min(received_at) FROM callback_inbox i WHERE i.job_id = s.id) - s.finished)),
+                round(1000 * extract(epoch FROM (SELECT min(processed_at) FROM callback_inbox i WHERE i.job_id = s.id) - s.finished)),
+                round(1000 * extract(epoch FROM (SELECT min(at) FROM job_events e WHERE e.job_id = s.id AND e.to_state = 'succeeded') - s.finished)),
+                round(1000 * extract(epoch FROM (SELECT min(d.delivered_at) FROM events ev JOIN deliveries d ON d.event_id = ev.id
+                    WHERE ev.type = 'job.succeeded' AND ev.payload->'data'->>'id' = s.id::text) - s.finished)))
+            FROM s" || true
+    fi
     if [[ "${BENCH_PROFILE:-0}" == 1 ]]; then
         echo "==> where PostgreSQL's time went ($LABEL daemon(s), pg_stat_statements)"
         pg_profile_report "$DB" 15

@@ -101,15 +101,19 @@ struct E2EBench {
             try await Self.waitFor(receiver, count: total, timeout: .seconds(120))
             let finished = try await api.finishTimes(simulator: options.simulator)
             let receipts = receiver.firstReceipts()
-            let latencies = ids.compactMap { id -> Double? in
+            let measured = ids.compactMap { id -> (id: String, latency: Double)? in
                 guard let received = receipts[id], let ended = finished[id] else { return nil }
-                return received - ended
-            }.sorted()
+                return (id, received - ended)
+            }.sorted { $0.latency < $1.latency }
+            let latencies = measured.map(\.latency)
             print(String(format: "latency: %d jobs/s for %d s, %d jobs; upstream finished -> webhook received: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d measured)",
                          options.rate, options.seconds, total, latencies.percentile(0.5) * 1000, latencies.percentile(0.99) * 1000,
                          (latencies.last ?? .nan) * 1000, latencies.count))
             print(String(format: "JOBS_PER_SECOND=%.0f", Double(options.jobs) / seconds))
             print(String(format: "P99_MS=%.1f", latencies.percentile(0.99) * 1000))
+            // The slowest 1 %, with the simulator's finish time of each (epoch seconds): e2e.sh prints their timelines.
+            print("SLOWEST=" + measured.suffix(max(1, measured.count / 100)).reversed()
+                .map { "\($0.id)@\(String(format: "%.3f", finished[$0.id] ?? 0))" }.joined(separator: ","))
             await receiverGroup.triggerGracefulShutdown()
             tasks.cancelAll()
         }
