@@ -229,10 +229,17 @@ public struct StepContext: Sendable {
     /// Publishes the step's progress (counters shown on the job, and the output so far). Cheap to call
     /// often: the worker writes at most a few times per second.
     public var reportProgress: @Sendable (StepProgress) async -> Void
+    /// Records the submission's durable mark, its callback token, and returns the callback URL (nil when
+    /// this daemon takes no callbacks). An executor that takes callbacks calls it right before the request
+    /// goes out, after any wait for the rate budget: a submission rescued without a mark was never sent
+    /// (migration 0026). If it throws, nothing may be sent.
+    public var markSubmission: @Sendable () async throws -> String?
 
-    public init(logger: Logger, reportProgress: @escaping @Sendable (StepProgress) async -> Void = { _ in }) {
+    public init(logger: Logger, reportProgress: @escaping @Sendable (StepProgress) async -> Void = { _ in },
+                markSubmission: @escaping @Sendable () async throws -> String? = { nil }) {
         self.logger = logger
         self.reportProgress = reportProgress
+        self.markSubmission = markSubmission
     }
 }
 

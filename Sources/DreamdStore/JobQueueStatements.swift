@@ -6,7 +6,8 @@ import PostgresNIO
 enum JobQueueStatements {
     /// Claims up to `$2` due jobs of the kinds `$1` for owner `$3`: `queued → submitting` (an attempt
     /// counted) or a due poll of a `running` job (state kept); the lease until `$4` ms from now and the
-    /// epoch moved on, which is the claim's fencing token. Of the kinds `$5` (executors that reconcile by
+    /// epoch moved on, which is the claim's fencing token. A submission of the kinds `$6` promises a durable
+    /// mark (its callback token) before anything is sent (`marks_submission`, migration 0026). Of the kinds `$5` (executors that reconcile by
     /// listing), fresh submissions are held while any job of the kind has `reconcile_hold` set; the
     /// reconciling jobs themselves and polls are still claimed.
     ///
@@ -40,6 +41,7 @@ enum JobQueueStatements {
                 state = CASE WHEN j.state = 'queued' THEN 'submitting' ELSE j.state END,
                 attempt = CASE WHEN j.state = 'queued' THEN j.attempt + 1 ELSE j.attempt END,
                 submitted_at = CASE WHEN j.state = 'queued' THEN now() ELSE j.submitted_at END,
+                marks_submission = CASE WHEN j.state = 'queued' THEN j.kind = ANY($6::text[]) ELSE j.marks_submission END,
                 lease_owner = $3,
                 lease_expires_at = now() + $4 * interval '1 millisecond',
                 lease_epoch = j.lease_epoch + 1,
@@ -54,6 +56,7 @@ enum JobQueueStatements {
         var owner: String
         var leaseMillis: Int64
         var holdingKinds: [String]
+        var markingKinds: [String]
 
         func makeBindings() throws -> PostgresBindings {
             var binds = PostgresBindings()
@@ -62,6 +65,7 @@ enum JobQueueStatements {
             binds.append(owner)
             binds.append(leaseMillis)
             binds.append(holdingKinds)
+            binds.append(markingKinds)
             return binds
         }
 

@@ -17,12 +17,14 @@ extension JobStore {
     /// keeps its state. Either way the claim holds a lease until `leaseDuration` from now, and its
     /// `leaseEpoch` is the fencing token every later write of this claim must match. Fresh submissions of
     /// `holdingKinds` are held while a job of the kind waits on a held reconciliation (`reconcile_hold`).
+    /// Submissions of `markingKinds` promise to record their callback token before anything is sent, so a
+    /// rescue can tell one that never left (``rescueExpiredLeases(limit:)``).
     public func claim(kinds: [JobKind], limit: Int, owner: String, leaseDuration: Duration,
-                      holdingKinds: [JobKind] = []) async throws -> [ClaimedJob] {
+                      holdingKinds: [JobKind] = [], markingKinds: [JobKind] = []) async throws -> [ClaimedJob] {
         guard limit > 0, !kinds.isEmpty else { return [] }
         let rows = try await client.prepared(JobQueueStatements.Claim(
             kinds: kinds.map(\.rawValue), limit: limit, owner: owner, leaseMillis: Self.millis(leaseDuration),
-            holdingKinds: holdingKinds.map(\.rawValue)), logger: logger)
+            holdingKinds: holdingKinds.map(\.rawValue), markingKinds: markingKinds.map(\.rawValue)), logger: logger)
         return try rows.map { try JobRow($0).claimed }.sorted { ($0.job.priority, $0.job.runAt) < ($1.job.priority, $1.job.runAt) }
     }
 
@@ -156,9 +158,10 @@ extension JobStore {
     }
 
     /// Gives back the given claims' leases without recording an outcome (graceful drain): a job that was
-    /// being submitted goes back to `queued` and keeps its attempt count, with `reconcile_since` set to when
-    /// its submission began (and its kind's submissions held), so its next attempt first settles that
-    /// submission upstream; a running job is polled again. The epoch moves on, so the released claims can
+    /// being submitted goes back to `queued`; if its submission may have been sent it keeps its attempt count,
+    /// with `reconcile_since` set to when its submission began (and its kind's submissions held), so its next
+    /// attempt first settles that submission upstream; if it was never sent (its claim promised a mark and
+    /// made none) its attempt is given back and there is nothing to settle. A running job is polled again. The epoch moves on, so the released claims can
     /// write nothing more.
     public func release(leases: [Lease]) async throws {
         guard !leases.isEmpty else { return }
@@ -206,16 +209,30 @@ extension JobStore {
                 \(unescaped: Self.unsettleSubmission)
                 lease_owner = NULL, lease_expires_at = NULL, lease_epoch = j.lease_epoch + 1,
                 audit_actor = 'rescuer', audit_detail = jsonb_build_object('reason', 'lease expired', 'owner', j.lease_owner)
+                    || CASE WHEN j.state <> 'submitting' THEN '{}'::jsonb
+                            WHEN \(unescaped: Self.neverSent) THEN '{"submission": "never sent"}'::jsonb
+                            ELSE '{"submission": "outcome unknown"}'::jsonb END
             WHERE j.id = ANY(ARRAY(SELECT id FROM expired))
             RETURNING j.id
             """, logger: logger).rows.count
     }
 
-    /// The `SET` items that mark a job caught mid-submission as unsettled: its submission began at
-    /// `submitted_at` and its outcome is unknown; fresh submissions of its kind are held until it is settled.
+    /// The `SET` items for a job caught mid-submission (rescued or released). If its submission may have been
+    /// sent, it is unsettled: it began at `submitted_at`, its outcome is unknown, and fresh submissions of its
+    /// kind are held until it is settled. If it was never sent (``neverSent``), its attempt is given back and
+    /// nothing is settled (an earlier unsettled submission, if any, stays to be settled).
     static let unsettleSubmission = """
-        reconcile_since = CASE WHEN j.state = 'submitting' THEN coalesce(j.reconcile_since, j.submitted_at, now()) ELSE j.reconcile_since END,
-        reconcile_hold = CASE WHEN j.state = 'submitting' THEN true ELSE j.reconcile_hold END,
+        attempt = CASE WHEN \(neverSent) THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
+        reconcile_since = CASE WHEN j.state = 'submitting' AND NOT \(neverSent) THEN coalesce(j.reconcile_since, j.submitted_at, now())
+                               ELSE j.reconcile_since END,
+        reconcile_hold = CASE WHEN j.state = 'submitting' AND NOT \(neverSent) THEN true ELSE j.reconcile_hold END,
+        """
+
+    /// A job caught mid-submission that was never sent: its claim promised a durable mark before sending
+    /// (`marks_submission`: the attempt's callback token, written after the claim committed) and there is none.
+    static let neverSent = """
+        (j.state = 'submitting' AND j.marks_submission
+         AND NOT EXISTS (SELECT 1 FROM callback_tokens t WHERE t.job_id = j.id AND t.created_at >= j.submitted_at))
         """
 
     static func millis(_ duration: Duration) -> Int64 { Int64(duration.seconds * 1000) }

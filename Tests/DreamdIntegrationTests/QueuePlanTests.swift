@@ -27,12 +27,13 @@ struct QueuePlanTests {
             let writes = try claimed.map {
                 try db.jobs.outcomeWrite(.succeeded(result: [:], costUSD: nil, upstreamState: nil), for: $0, provider: "test", backoff: .jobRetry)
             }
-            let claim = JobQueueStatements.Claim(kinds: ["test_noop"], limit: 256, owner: "w", leaseMillis: 30_000, holdingKinds: [])
+            let claim = JobQueueStatements.Claim(kinds: ["test_noop"], limit: 256, owner: "w", leaseMillis: 30_000, holdingKinds: [],
+                                                 markingKinds: [])
             let heartbeat = JobQueueStatements.Heartbeat(ids: claimed.map(\.job.id), epochs: claimed.map(\.leaseEpoch), leaseMillis: 30_000)
 
             try await db.client.withConnection { connection in
                 try await connection.query("SET plan_cache_mode = \(unescaped: mode)", logger: db.logger)
-                let claimPlan = try await Self.plan("claim", JobQueueStatements.Claim.sql, types: ["text[]", "int8", "text", "int8", "text[]"],
+                let claimPlan = try await Self.plan("claim", JobQueueStatements.Claim.sql, types: ["text[]", "int8", "text", "int8", "text[]", "text[]"],
                                                     try claim.makeBindings(), connection, db.logger)
                 let heartbeatPlan = try await Self.plan("heartbeat", JobQueueStatements.Heartbeat.sql, types: ["uuid[]", "int8[]", "int8"],
                                                         try heartbeat.makeBindings(), connection, db.logger)

@@ -103,6 +103,70 @@ struct ReconciliationTests {
         }
     }
 
+    @Test("a submission killed before its callback token was written was never sent: requeued with its attempt back; one killed after is settled first")
+    func rescueTellsNeverSentFromMaybeSent() async throws {
+        try await TestDatabase.with { db in
+            let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
+            var ids: [UUID] = []
+            for _ in 0..<3 {
+                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, provider: "dreamlook")) else {
+                    Issue.record("insert failed"); return
+                }
+                ids.append(job.id)
+            }
+            // Two claims that promise the mark (a daemon with callbacks on), one that does not (callbacks off).
+            let marking = try await db.jobs.claim(kinds: [.imageGen], limit: 2, owner: "crashed", leaseDuration: .milliseconds(200),
+                                                  markingKinds: [.imageGen])
+            let plain = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(200))
+            #expect(marking.count == 2 && plain.count == 1)
+            // One of the marking claims got as far as its callback token (and so maybe sent); the other did not.
+            let (unsent, marked) = (marking[0].job.id, marking[1].job.id)
+            _ = try await CallbackStore(client: db.client, logger: db.logger).newToken(jobID: marked, provider: "dreamlook")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await db.jobs.rescueExpiredLeases() == 3)
+
+            func row(_ id: UUID) async throws -> (String, Int, Bool, Bool, String) {
+                let rows = try await db.client.query("""
+                    SELECT j.state, j.attempt, j.reconcile_since IS NOT NULL, j.reconcile_hold,
+                           (SELECT e.detail->>'submission' FROM job_events e WHERE e.job_id = j.id AND e.actor = 'rescuer')
+                    FROM jobs j WHERE j.id = \(id)
+                    """, logger: db.logger)
+                for try await value in rows.decode((String, Int, Bool, Bool, String).self) { return value }
+                throw TestSetupError("no job \(id)")
+            }
+            let unsentRow = try await row(unsent)
+            #expect(unsentRow == ("queued", 0, false, false, "never sent"))
+            let markedRow = try await row(marked)
+            #expect(markedRow == ("queued", 1, true, true, "outcome unknown"))
+            let plainRow = try await row(plain[0].job.id)
+            #expect(plainRow == ("queued", 1, true, true, "outcome unknown"))
+        }
+    }
+
+    @Test("a last attempt killed before its callback token is sent once by the next daemon and succeeds, not failed as unknown")
+    func neverSentLastAttemptSentOnce() async throws {
+        try await TestDatabase.with { db in
+            try await withSimulator { sim in
+                let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
+                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, maxAttempts: 1, provider: "dreamlook")) else {
+                    Issue.record("insert failed"); return
+                }
+                let tag = job.id.uuidString.lowercased()
+                // A daemon with callbacks claims it and dies before writing the token: nothing reached dreamlook.
+                let claimed = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(200),
+                                                      markingKinds: [.imageGen])
+                #expect(claimed.count == 1)
+                try await Task.sleep(for: .milliseconds(300))
+                try await withDaemon(database: db, simulator: sim) { daemon in
+                    let final = try await daemon.waitFinal(tag)
+                    #expect(final["state"]?.stringValue == "succeeded", "\(final["error"] ?? .null)")
+                    #expect(final["attempt"]?.intValue == 1)
+                }
+                #expect(await sim.dreamlook.jobCount(taggedWith: "dreamd_job_id", value: tag) == 1)
+            }
+        }
+    }
+
     @Test("a listing that cannot be conclusive is not resubmitted: the job waits (submission_unreconciled), then fails submission_unknown")
     func inconclusiveListingWaitsThenFails() async throws {
         try await TestDatabase.with { db in
@@ -173,7 +237,13 @@ struct ReconciliationTests {
                                                                                   provider: "dreamlook")) else {
                         Issue.record("insert failed"); return
                     }
-                    // A worker is mid-submission (the job is leased and `submitting`) when the callback comes.
+                    // A worker is mid-submission (the job is leased and `submitting`) when the callback comes. That
+                    // worker is this test: a held reconciliation of the kind (a job not due for an hour) keeps the
+                    // daemon's own claims off fresh image_gen submissions, while this claim (holding nothing) takes it.
+                    try await db.client.rows("""
+                        INSERT INTO jobs (id, kind, state, params, run_at, reconcile_since, reconcile_hold)
+                        VALUES (gen_random_uuid(), 'image_gen', 'scheduled', '{}', now() + interval '1 hour', now(), true)
+                        """, logger: db.logger)
                     try await db.client.rows("UPDATE jobs SET run_at = now() - interval '1 second', state = 'queued' WHERE id = \(job.id)", logger: db.logger)
                     let claimed = try #require(try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "slow-worker", leaseDuration: .seconds(60)).first)
                     let token = try await CallbackStore(client: db.client, logger: db.logger).newToken(jobID: job.id, provider: "dreamlook")

@@ -29,7 +29,8 @@ struct JobQueue: LeasedQueue {
             do {
                 let started = ContinuousClock.now
                 let part = try await store.claim(kinds: part.kinds, limit: limit, owner: configuration.owner,
-                                                 leaseDuration: configuration.leaseDuration, holdingKinds: holdingKinds)
+                                                 leaseDuration: configuration.leaseDuration, holdingKinds: holdingKinds,
+                                                 markingKinds: markingKinds)
                 Timer(label: "dreamd_claim_duration_seconds").recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
                 Counter(label: "dreamd_jobs_claimed_total").increment(by: part.count)
                 claimed += part
@@ -46,6 +47,12 @@ struct JobQueue: LeasedQueue {
     /// one of their jobs waits on a held reconciliation.
     var holdingKinds: [JobKind] {
         registry.executors.filter(\.reconcilesByListing).flatMap(\.kinds)
+    }
+
+    /// The kinds whose submissions record their callback token before anything is sent (callbacks on and
+    /// the executor takes them): a rescued one without its token was never sent and goes again at once.
+    var markingKinds: [JobKind] {
+        callbacks == nil ? [] : registry.executors.filter(\.usesCallbacks).flatMap(\.kinds)
     }
 
     /// What one claim pass may take: each capped executor's kinds up to its free slots, then the kinds
@@ -110,13 +117,12 @@ struct JobQueue: LeasedQueue {
             return
         }
         let isSubmission = claimed.job.state == .submitting
-        var claimed = claimed
+        // A submission's callback token is also its durable mark (migration 0026): the executor has it written
+        // right before its request goes out (`StepContext.markSubmission`), and sends nothing without it.
+        var markSubmission: @Sendable () async throws -> String? = { nil }
         if isSubmission, executor.usesCallbacks, let callbacks {
-            do {
-                claimed.callbackURL = try await callbacks.newURL(jobID: claimed.job.id, provider: executor.provider)
-            } catch {
-                logger.warning("could not create a callback token; submitting without a callback", metadata: ["error": "\(String(reflecting: error))"])
-            }
+            let (jobID, provider) = (claimed.job.id, executor.provider)
+            markSubmission = { try await callbacks.newURL(jobID: jobID, provider: provider) }
         }
         let outcome: StepOutcome
         if isSubmission, claimed.job.attempt > claimed.job.maxAttempts, !executor.reconcilesByListing {
@@ -130,7 +136,7 @@ struct JobQueue: LeasedQueue {
             outcome = refused
         } else {
             let progress = ProgressWriter(store: store, lease: Lease(id: claimed.job.id, epoch: claimed.leaseEpoch), logger: logger)
-            let context = StepContext(logger: logger, reportProgress: { await progress.report($0) })
+            let context = StepContext(logger: logger, reportProgress: { await progress.report($0) }, markSubmission: markSubmission)
             outcome = isSubmission ? await executor.submit(claimed, context: context) : await executor.poll(claimed, context: context)
             await progress.flush()
         }

@@ -15,9 +15,12 @@ public struct DreamlookClient: Sendable {
         self.http = JSONHTTP(provider: Self.provider, baseURL: baseURL, apiKey: apiKey, httpClient: httpClient, timeout: timeout, gate: gate)
     }
 
-    /// `POST /<job_type>`: returns the upstream `job_id`.
-    public func submit(jobType: String, body: JSONValue, logger: Logger) async throws(UpstreamError) -> String {
-        let answer = try await http.send(.POST, "/\(jobType)", body: body, logger: logger)
+    /// Waits for the rate budget of the next call (see `submit(jobType:body:paced:logger:)`).
+    public func awaitTurn() async throws(UpstreamError) { try await http.awaitTurn() }
+
+    /// `POST /<job_type>`: returns the upstream `job_id`. `paced`: the caller already waited (``awaitTurn()``).
+    public func submit(jobType: String, body: JSONValue, paced: Bool = false, logger: Logger) async throws(UpstreamError) -> String {
+        let answer = try await http.send(.POST, "/\(jobType)", body: body, paced: paced, logger: logger)
         guard let jobID = answer["job_id"]?.stringValue, !jobID.isEmpty else {
             throw .outcomeUnknown(code: "upstream_bad_response", message: "dreamlook accepted the job but sent no job_id")
         }

@@ -85,10 +85,15 @@ public struct DreamlookExecutor: JobExecutor {
     /// dreamlook echoes the request, callback URL included, in its job objects and error messages: every
     /// outcome is stripped of callback tokens before it is recorded (`CallbackRedaction`).
     public func submit(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
-        CallbackRedaction.redact(await submitting(claimed, logger: logger))
+        await submit(claimed, context: StepContext(logger: logger))
     }
 
-    func submitting(_ claimed: ClaimedJob, logger: Logger) async -> StepOutcome {
+    public func submit(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome {
+        CallbackRedaction.redact(await submitting(claimed, context: context))
+    }
+
+    func submitting(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome {
+        let logger = context.logger
         let job = claimed.job
         let jobType = Self.jobType(job.kind)
         if let since = claimed.reconcileSince {
@@ -109,12 +114,23 @@ public struct DreamlookExecutor: JobExecutor {
                 return unsettled(job, since: since, anchor: claimed.reconcileAnchor, lookup: lookup, cause: cause)
             }
         }
+        // The rate budget first, then the durable mark (the callback token), then the POST: a process killed
+        // while it waited has no mark, so its job is known never to have been sent (migration 0026).
+        do { try await client.awaitTurn() } catch { return error.submitOutcome }
+        let callbackURL: String?
+        do {
+            if let given = claimed.callbackURL { callbackURL = given } else { callbackURL = try await context.markSubmission() }
+        } catch {
+            logger.warning("could not record a callback token; not submitting now", metadata: ["error": "\(error)"])
+            return .deferred(until: Date().addingTimeInterval(5), reason: JobError(
+                code: "callback_token_unavailable", message: "the callback token could not be recorded; the submission waits"))
+        }
         let started = Date()
         let anchor = ledger.anchor(jobType: jobType, before: started)
         do {
-            let upstreamJobID = try await client.submit(jobType: jobType, body: requestBody(for: job, callbackURL: claimed.callbackURL), logger: logger)
+            let upstreamJobID = try await client.submit(jobType: jobType, body: requestBody(for: job, callbackURL: callbackURL), paced: true, logger: logger)
             if !Self.isDryRun(upstreamJobID) { ledger.accepted(upstreamJobID, jobType: jobType) }
-            var detail: [String: JSONValue] = ["submission": "submitted", "callback": .bool(claimed.callbackURL != nil)]
+            var detail: [String: JSONValue] = ["submission": "submitted", "callback": .bool(callbackURL != nil)]
             if Self.isDryRun(upstreamJobID) { detail["dry_run"] = true }
             return .running(upstreamJobID: upstreamJobID, upstreamState: "queued", nextCheck: firstCheck(for: upstreamJobID), detail: .object(detail))
         } catch {

@@ -32,7 +32,17 @@ public struct JSONHTTP: Sendable {
     }
 
     /// Sends `body` (if any) as JSON and decodes a JSON answer. Throws `UpstreamError`.
-    public func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, logger: Logger) async throws(UpstreamError) -> JSONValue {
+    /// Waits for this upstream's rate budget (the gate), for a caller that must do something between the
+    /// wait and the call; it then sends with `paced: true`.
+    public func awaitTurn() async throws(UpstreamError) {
+        guard let gate else { return }
+        do { try await gate.acquire() } catch {
+            throw .retryable(code: "cancelled", message: "the call was cancelled while waiting for the rate budget", retryAfter: nil)
+        }
+    }
+
+    public func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, paced: Bool = false,
+                     logger: Logger) async throws(UpstreamError) -> JSONValue {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "accept", value: "application/json")
@@ -46,11 +56,7 @@ public struct JSONHTTP: Sendable {
                 throw .final(code: "encoding_failed", message: "could not encode the request: \(error)")
             }
         }
-        if let gate {
-            do { try await gate.acquire() } catch {
-                throw .retryable(code: "cancelled", message: "the call was cancelled while waiting for the rate budget", retryAfter: nil)
-            }
-        }
+        if !paced { try await awaitTurn() }
         let response: HTTPClientResponse
         let started = ContinuousClock.now
         do {
