@@ -22,7 +22,23 @@ extension DeliveryStore {
         // again on the locked (latest) row version. Locking every candidate cost a tuple write each (with a
         // backlog, 256 locks to take 2 rows: bench/webhooks.sh spent 78 % of the server's time there). Two claims
         // racing for the same candidates each get what the other did not lock.
-        let rows = try await client.rows("""
+        let rows = try await client.rows(Self.claimQuery(limit: limit, owner: owner, leaseDuration: leaseDuration,
+                                                         perSubscription: perSubscription), logger: logger)
+        var claimed: [ClaimedDelivery] = []
+        for (id, eventID, subscriptionID, type, attempts, url, payload, secret, previous, epoch)
+            in try rows.decode((UUID, UUID, UUID, String, Int, String, String, String, String?, Int64).self) {
+            claimed.append(ClaimedDelivery(
+                id: id, eventID: eventID, subscriptionID: subscriptionID, eventType: type, previousAttempts: attempts,
+                url: url, payload: payload, secrets: [secret] + (previous.map { [$0] } ?? []), leaseEpoch: epoch
+            ))
+        }
+        return claimed
+    }
+
+    /// The claim statement of ``claim(limit:owner:leaseDuration:perSubscription:)`` (its plan is tested:
+    /// `QueuePlanTests`).
+    static func claimQuery(limit: Int, owner: String, leaseDuration: Duration, perSubscription: Int) -> PostgresQuery {
+        """
             WITH busy AS (
                 SELECT subscription_id, count(*)::int AS n FROM deliveries
                 WHERE state = 'delivering' GROUP BY subscription_id
@@ -58,16 +74,7 @@ extension DeliveryStore {
               AND e.id = d.event_id AND s.id = d.subscription_id
             RETURNING d.id, d.event_id, d.subscription_id, d.event_type, d.attempts, s.url, e.payload::text, s.secret,
                       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END, d.lease_epoch
-            """, logger: logger)
-        var claimed: [ClaimedDelivery] = []
-        for (id, eventID, subscriptionID, type, attempts, url, payload, secret, previous, epoch)
-            in try rows.decode((UUID, UUID, UUID, String, Int, String, String, String, String?, Int64).self) {
-            claimed.append(ClaimedDelivery(
-                id: id, eventID: eventID, subscriptionID: subscriptionID, eventType: type, previousAttempts: attempts,
-                url: url, payload: payload, secrets: [secret] + (previous.map { [$0] } ?? []), leaseEpoch: epoch
-            ))
-        }
-        return claimed
+            """
     }
 
     /// Renews the leases of attempts in flight, by their claims' tokens. Returns the ids still held: a

@@ -52,6 +52,34 @@ struct QueuePlanTests {
         }
     }
 
+    @Test("the delivery claim reads about the rows it takes, not the backlog, with statistics taken while none were pending")
+    func deliveryClaimReadsTheWindow() async throws {
+        try await TestDatabase.with { db in
+            _ = try await SubscriptionStore(client: db.client, logger: db.logger)
+                .create(.init(url: "http://127.0.0.1:9/hook", eventTypes: ["job.*"]))
+            // Statistics from a table of delivered rows (the usual state), then a burst of 20,000 due ones.
+            try await db.client.query("""
+                INSERT INTO events (id, type, payload) SELECT gen_random_uuid(), 'job.succeeded', '{}' FROM generate_series(1, 20000)
+                """, logger: db.logger)
+            try await db.client.query("UPDATE deliveries SET state = 'succeeded', next_attempt_at = NULL, delivered_at = now(), attempts = 1",
+                                      logger: db.logger)
+            try await db.client.query("ANALYZE deliveries", logger: db.logger)
+            try await db.client.query("""
+                INSERT INTO events (id, type, payload) SELECT gen_random_uuid(), 'job.succeeded', '{}' FROM generate_series(1, 20000)
+                """, logger: db.logger)
+
+            var explain = DeliveryStore.claimQuery(limit: 32, owner: "w", leaseDuration: .seconds(30), perSubscription: 128)
+            explain.sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + explain.sql
+            var text = ""
+            for try await row in try await db.client.query(explain, logger: db.logger).decode(String.self) { text += row }
+            let top = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+            let plan = PlanNode(try #require(top.first?["Plan"] as? [String: Any]))
+            let read = plan.rowsRead(from: "deliveries")
+            #expect(read < 1_000, "the claim read \(read) delivery rows to take 32 of a 20,000-row backlog")
+            #expect(try await db.values("SELECT count(*)::int FROM deliveries WHERE state = 'delivering'", as: Int.self) == [32])
+        }
+    }
+
     /// The generic or custom plan (as `plan_cache_mode` says) of `sql` with `binds` of `types`, as PostgreSQL's JSON:
     /// the statement prepared with its parameter types, then `EXPLAIN EXECUTE` with the values as literals
     /// (a utility statement takes no bound parameters; the server quotes them itself).
@@ -108,11 +136,21 @@ private struct PlanNode {
     var type: String
     var relation: String?
     var children: [PlanNode]
+    /// With `ANALYZE`: the rows the node produced and those its filters and rechecks threw away, over all loops.
+    var rowsTouched: Double
 
     init(_ json: [String: Any]) {
         type = json["Node Type"] as? String ?? ""
         relation = json["Relation Name"] as? String
         children = (json["Plans"] as? [[String: Any]] ?? []).map(PlanNode.init)
+        func number(_ key: String) -> Double { (json[key] as? NSNumber)?.doubleValue ?? 0 }
+        rowsTouched = (number("Actual Rows") + number("Rows Removed by Filter") + number("Rows Removed by Index Recheck"))
+            * max(1, number("Actual Loops"))
+    }
+
+    /// The rows the plan's scans of `table` touched (`EXPLAIN ANALYZE` only).
+    func rowsRead(from table: String) -> Int {
+        Int(all.filter { $0.relation == table && $0.type != "ModifyTable" }.map(\.rowsTouched).reduce(0, +))
     }
 
     var all: [PlanNode] { [self] + children.flatMap(\.all) }
