@@ -30,8 +30,6 @@ public struct ClaimedJob: Sendable, Hashable {
     public var upstreamJobID: String? { job.upstream?.jobID }
     /// How many times this job has been polled since its submission.
     public var pollCount: Int
-    /// Where the upstream should POST when the job finishes (submissions of executors that use callbacks).
-    public var callbackURL: String?
     /// The fencing token of this claim: the job's `lease_epoch` as the claim set it. Heartbeats and outcome
     /// writes match it, so once the lease was rescued (and perhaps claimed again, even by this process)
     /// nothing this claim writes is accepted.
@@ -45,11 +43,10 @@ public struct ClaimedJob: Sendable, Hashable {
     /// a listing that still shows it covers every job created since.
     public var reconcileAnchor: String?
 
-    public init(job: Job, pollCount: Int, callbackURL: String? = nil, leaseEpoch: Int64 = 0,
+    public init(job: Job, pollCount: Int, leaseEpoch: Int64 = 0,
                 reconcileSince: Date? = nil, reconcileAnchor: String? = nil) {
         self.job = job
         self.pollCount = pollCount
-        self.callbackURL = callbackURL
         self.leaseEpoch = leaseEpoch
         self.reconcileSince = reconcileSince
         self.reconcileAnchor = reconcileAnchor
@@ -74,7 +71,7 @@ public protocol JobExecutor: Sendable {
     /// The same steps with a `StepContext`; by default they call the logger-only versions.
     func submit(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome
     func poll(_ claimed: ClaimedJob, context: StepContext) async -> StepOutcome
-    /// Whether submissions carry a callback URL (`ClaimedJob.callbackURL`).
+    /// Whether submissions carry a callback URL (from `StepContext.markSubmission`).
     var usesCallbacks: Bool { get }
     /// The JSON Schema of a `kind` job's `params`, as the OpenAPI document shows it: it says what
     /// `validate(kind:params:)` checks, wherever JSON Schema can say it.

@@ -66,7 +66,6 @@ extension CheckpointStore {
             UPDATE checkpoints c SET archive_lease_expires_at = now() + \(JobStore.millis(leaseDuration)) * interval '1 millisecond'
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
             WHERE c.id = l.id AND c.archive_lease_epoch = l.epoch AND c.archive_state = 'archiving'
-              AND c.id = ANY(\(leases.map(\.id))::uuid[])
             RETURNING c.id
             """, logger: logger)
         return Set(try rows.decode(UUID.self).map { $0 })
@@ -82,7 +81,6 @@ extension CheckpointStore {
                 audit_actor = 'archiver', audit_detail = '{"reason": "released on shutdown"}'::jsonb
             FROM unnest(\(leases.map(\.id))::uuid[], \(leases.map(\.epoch))::int8[]) AS l(id, epoch)
             WHERE c.id = l.id AND c.archive_lease_epoch = l.epoch AND c.archive_state = 'archiving'
-              AND c.id = ANY(\(leases.map(\.id))::uuid[])
             """, logger: logger)
     }
 

@@ -161,8 +161,8 @@ extension JobStore {
     /// being submitted goes back to `queued`; if its submission may have been sent it keeps its attempt count,
     /// with `reconcile_since` set to when its submission began (and its kind's submissions held), so its next
     /// attempt first settles that submission upstream; if it was never sent (its claim promised a mark and
-    /// made none) its attempt is given back and there is nothing to settle. A running job is polled again. The epoch moves on, so the released claims can
-    /// write nothing more.
+    /// made none) its attempt is given back and there is nothing to settle. A running job is polled again. The
+    /// epoch moves on, so the released claims can write nothing more.
     public func release(leases: [Lease]) async throws {
         guard !leases.isEmpty else { return }
         try await client.rows("""

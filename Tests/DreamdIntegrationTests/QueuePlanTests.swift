@@ -72,8 +72,7 @@ struct QueuePlanTests {
             explain.sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + explain.sql
             var text = ""
             for try await row in try await db.client.query(explain, logger: db.logger).decode(String.self) { text += row }
-            let top = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
-            let plan = PlanNode(try #require(top.first?["Plan"] as? [String: Any]))
+            let plan = try PlanNode(explainJSON: text)
             let read = plan.rowsRead(from: "deliveries")
             #expect(read < 1_000, "the claim read \(read) delivery rows to take 32 of a 20,000-row backlog")
             #expect(try await db.values("SELECT count(*)::int FROM deliveries WHERE state = 'delivering'", as: Int.self) == [32])
@@ -99,8 +98,7 @@ struct QueuePlanTests {
         ).decode(String.self) {
             text += row
         }
-        let top = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
-        return PlanNode(try #require(top.first?["Plan"] as? [String: Any]))
+        return try PlanNode(explainJSON: text)
     }
 
     /// Splits `'a','b',...` (each an SQL literal as `format('%L')` writes it, quotes doubled inside) into its literals.
@@ -146,6 +144,12 @@ private struct PlanNode {
         func number(_ key: String) -> Double { (json[key] as? NSNumber)?.doubleValue ?? 0 }
         rowsTouched = (number("Actual Rows") + number("Rows Removed by Filter") + number("Rows Removed by Index Recheck"))
             * max(1, number("Actual Loops"))
+    }
+
+    /// The top node of what `EXPLAIN (FORMAT JSON)` printed.
+    init(explainJSON text: String) throws {
+        let top = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+        self.init(try #require(top.first?["Plan"] as? [String: Any]))
     }
 
     /// The rows the plan's scans of `table` touched (`EXPLAIN ANALYZE` only).

@@ -73,10 +73,7 @@ struct ReconciliationTests {
     func rescuedLastAttemptAdopted() async throws {
         try await TestDatabase.with { db in
             try await withSimulator { sim in
-                let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
-                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, maxAttempts: 1, provider: "dreamlook")) else {
-                    Issue.record("insert failed"); return
-                }
+                let job = try await insertImageGen(db, maxAttempts: 1)
                 let tag = job.id.uuidString.lowercased()
                 // A process claims it, reaches dreamlook, and dies before recording the answer.
                 let claimed = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(200))
@@ -106,14 +103,7 @@ struct ReconciliationTests {
     @Test("a submission killed before its callback token was written was never sent: requeued with its attempt back; one killed after is settled first")
     func rescueTellsNeverSentFromMaybeSent() async throws {
         try await TestDatabase.with { db in
-            let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
-            var ids: [UUID] = []
-            for _ in 0..<3 {
-                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, provider: "dreamlook")) else {
-                    Issue.record("insert failed"); return
-                }
-                ids.append(job.id)
-            }
+            for _ in 0..<3 { _ = try await insertImageGen(db) }
             // Two claims that promise the mark (a daemon with callbacks on), one that does not (callbacks off).
             let marking = try await db.jobs.claim(kinds: [.imageGen], limit: 2, owner: "crashed", leaseDuration: .milliseconds(200),
                                                   markingKinds: [.imageGen])
@@ -147,10 +137,7 @@ struct ReconciliationTests {
     func neverSentLastAttemptSentOnce() async throws {
         try await TestDatabase.with { db in
             try await withSimulator { sim in
-                let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
-                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, maxAttempts: 1, provider: "dreamlook")) else {
-                    Issue.record("insert failed"); return
-                }
+                let job = try await insertImageGen(db, maxAttempts: 1)
                 let tag = job.id.uuidString.lowercased()
                 // A daemon with callbacks claims it and dies before writing the token: nothing reached dreamlook.
                 let claimed = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(200),
@@ -171,10 +158,7 @@ struct ReconciliationTests {
     func inconclusiveListingWaitsThenFails() async throws {
         try await TestDatabase.with { db in
             try await withSimulator { sim in
-                let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
-                guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, provider: "dreamlook")) else {
-                    Issue.record("insert failed"); return
-                }
+                let job = try await insertImageGen(db)
                 let id = job.id.uuidString.lowercased()
                 _ = try await db.jobs.claim(kinds: [.imageGen], limit: 1, owner: "crashed", leaseDuration: .milliseconds(100))
                 // 60 jobs created after that submission began (by another client of the account) push it out of
@@ -263,5 +247,15 @@ struct ReconciliationTests {
                 }
             }
         }
+    }
+
+    /// Inserts a queued dreamlook `image_gen` job with the smallest body the simulator takes.
+    private func insertImageGen(_ db: TestDatabase, maxAttempts: Int = 5) async throws -> Job {
+        let params = try JSONValue.parse(#"{"prompt": "a", "num_samples": 1, "width": 512, "height": 512, "base_model": "sd-1.5"}"#)
+        guard case .created(let job) = try await db.jobs.insert(.init(kind: .imageGen, params: params, maxAttempts: maxAttempts,
+                                                                      provider: "dreamlook")) else {
+            throw TestSetupError("the image_gen job was not created")
+        }
+        return job
     }
 }

@@ -119,7 +119,7 @@ public struct DreamlookExecutor: JobExecutor {
         do { try await client.awaitTurn() } catch { return error.submitOutcome }
         let callbackURL: String?
         do {
-            if let given = claimed.callbackURL { callbackURL = given } else { callbackURL = try await context.markSubmission() }
+            callbackURL = try await context.markSubmission()
         } catch {
             logger.warning("could not record a callback token; not submitting now", metadata: ["error": "\(error)"])
             return .deferred(until: Date().addingTimeInterval(5), reason: JobError(

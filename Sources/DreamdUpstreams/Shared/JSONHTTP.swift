@@ -31,7 +31,6 @@ public struct JSONHTTP: Sendable {
         self.maxResponseBytes = maxResponseBytes
     }
 
-    /// Sends `body` (if any) as JSON and decodes a JSON answer. Throws `UpstreamError`.
     /// Waits for this upstream's rate budget (the gate), for a caller that must do something between the
     /// wait and the call; it then sends with `paced: true`.
     public func awaitTurn() async throws(UpstreamError) {
@@ -41,6 +40,8 @@ public struct JSONHTTP: Sendable {
         }
     }
 
+    /// Sends `body` (if any) as JSON and decodes a JSON answer. Throws `UpstreamError`. Waits for the rate
+    /// budget first, unless the caller already did (`paced`, after ``awaitTurn()``).
     public func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, paced: Bool = false,
                      logger: Logger) async throws(UpstreamError) -> JSONValue {
         var request = HTTPClientRequest(url: baseURL + path)

@@ -132,10 +132,10 @@ public final class LeaseEngine<Queue: LeasedQueue>: Sendable {
         steps.withLock { $0.values.map(\.lease) }
     }
 
-    /// Renews the leases of running steps; cancels the steps whose lease is gone.
     /// Maintenance on its own schedule, beside the claim loop: a slow pass (many callbacks to apply, a large
-    /// rescue) never holds claims up. Under `bench/e2e.sh` a pass run inline stalled every claim for up to
-    /// 1.2 s. A pass can make work due (promotions, rescues, callbacks applied), so it wakes the claim loop.
+    /// rescue) never holds claims up. Run inline, it was the likely cause of the 1.2 s stalls of every claim
+    /// seen under `bench/e2e.sh` (docs/benchmarks.md). A pass can make work due (promotions, rescues,
+    /// callbacks applied), so it wakes the claim loop.
     private func maintenanceLoop() async {
         while !stopping.load(ordering: .relaxed), !Task.isCancelled {
             await queue.maintain()
@@ -144,6 +144,7 @@ public final class LeaseEngine<Queue: LeasedQueue>: Sendable {
         }
     }
 
+    /// Renews the leases of running steps; cancels the steps whose lease is gone.
     private func heartbeatLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeatInterval)
